@@ -1,0 +1,57 @@
+/**
+ * Aedes hooks. Ingest runs in authorizePublish because it is the only hook whose callback gates the ack: Aedes 1.x
+ * writes the QoS 1 PUBACK right after authorizePublish calls back, before `published` runs (lib/handlers/publish.js),
+ * and stores a QoS 2 packet and sends PUBREC only after it. An error from the callback makes Aedes close the
+ * connection without acking, so the device retries and dedup absorbs the resend.
+ */
+import type { AedesOptions } from 'aedes';
+import type { Metrics } from '../metrics.js';
+import type { Qos } from '../store/store.js';
+import type { Ingest } from '../telemetry/ingest.js';
+import type { TopicRoute } from './topics.js';
+
+type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
+
+export interface PublishHookDeps {
+  route(topic: string): TopicRoute;
+  ingest: Ingest;
+  metrics: Metrics;
+  now(): number;
+}
+
+export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish {
+  const { route, ingest, metrics, now } = deps;
+  return (client, packet, callback) => {
+    const r = route(packet.topic);
+    if (r.kind === 'other' || r.kind === 'status') {
+      callback(null);
+      return;
+    }
+    const started = now();
+    const qos = packet.qos as Qos;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const done = ingest.accept(
+      {
+        topic: packet.topic,
+        payload,
+        qos,
+        // null on the will path of a broker-published message
+        clientId: client?.id ?? null,
+        contentType: packet.properties?.contentType,
+      },
+      r,
+    );
+    if (done === null) {
+      metrics.ack(qos, now() - started);
+      callback(null);
+      return;
+    }
+    done.then(
+      () => {
+        metrics.ack(qos, now() - started);
+        callback(null);
+      },
+      (err: Error) => callback(err),
+    );
+  };
+}

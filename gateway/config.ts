@@ -1,0 +1,136 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, GatewayError, type ConfigIssue } from './errors.js';
+import { parseTopicPattern } from './broker/topics.js';
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const foreignRoute = z.strictObject({
+  /** MQTT topic pattern with one `{deviceId}` level; `+` matches any single level. */
+  topic: z.string().min(1).refine((t) => parseTopicPattern(t).ok, {
+    message: 'must be MQTT topic levels with exactly one {deviceId} level and no #',
+  }),
+});
+
+export const configSchema = z
+  .strictObject({
+    gatewayId: z.string().regex(DEVICE_ID, 'must match ^[A-Za-z0-9_.-]{1,64}$').default('sensorgate'),
+    mqtt: z
+      .strictObject({
+        host: host.default('127.0.0.1'),
+        port: port.default(1883),
+      })
+      .prefault({}),
+    http: z
+      .strictObject({
+        host: host.default('127.0.0.1'),
+        port: port.default(8080),
+      })
+      .prefault({}),
+    store: z
+      .strictObject({
+        dataDir: z.string().min(1).default('./data'),
+        syncWrites: z.boolean().default(true),
+        maxBatch: z.number().int().min(1).max(65536).default(1024),
+      })
+      .prefault({}),
+    ingest: z
+      .strictObject({
+        topicPrefix: z
+          .string()
+          .min(1)
+          .regex(/^[^#+]+$/, 'must not contain MQTT wildcards')
+          .refine((p) => !p.startsWith('/') && !p.endsWith('/'), 'must not start or end with /')
+          .default('sensors'),
+        maxPayloadBytes: z.number().int().min(64).max(1_048_576).default(8192),
+        dedupWindow: z
+          .number()
+          .int()
+          .min(8)
+          .max(65536)
+          .refine((n) => n % 8 === 0, 'must be a multiple of 8')
+          .default(1024),
+        foreign: z.array(foreignRoute).default([]),
+        foreignDedupWindowMs: z.number().int().min(0).max(86_400_000).default(60_000),
+        rejectLogIntervalMs: z.number().int().min(0).default(60_000),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+    shutdown: z
+      .strictObject({
+        timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.mqtt.port !== 0 && c.mqtt.port === c.http.port && c.mqtt.host === c.http.host) {
+      ctx.addIssue({ code: 'custom', path: ['http', 'port'], message: `must differ from mqtt.port (${c.mqtt.port})` });
+    }
+  });
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type StoreConfig = GatewayConfig['store'];
+export type IngestConfig = GatewayConfig['ingest'];
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+export type FrozenConfig = DeepReadonly<GatewayConfig>;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validates a raw config object once; throws ConfigError listing every problem with its path. */
+export function loadConfig(raw: unknown, source = '(inline)'): FrozenConfig {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issues: ConfigIssue[] = result.error.issues.map((i) => {
+      const path = i.path.map(String).join('.');
+      if (i.code === 'unrecognized_keys') {
+        return { path, message: `unknown key(s): ${i.keys.join(', ')}` };
+      }
+      return { path, message: i.message };
+    });
+    throw new ConfigError(issues, source);
+  }
+  return deepFreeze(result.data);
+}
+
+/**
+ * Reads a YAML config file. A missing file is an error unless `optional` (the default path may be absent when the
+ * gateway runs from an installed package); a YAML syntax error is reported like a schema problem.
+ */
+export async function readConfigFile(path: string, optional: boolean): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read config ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    return parseYaml(text) ?? {};
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      throw new ConfigError([{ path: '', message: `YAML syntax: ${err.message}` }], path);
+    }
+    throw err;
+  }
+}

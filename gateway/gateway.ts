@@ -1,0 +1,109 @@
+/** Composition root: builds every part from the frozen config and injected deps, and owns the shutdown order. */
+import { resolve } from 'node:path';
+import { startBroker, type Broker } from './broker/broker.js';
+import { createAuthorizePublish } from './broker/hooks.js';
+import { createTopicRouter } from './broker/topics.js';
+import type { FrozenConfig } from './config.js';
+import { createApiHandler } from './http/api.js';
+import { startHttp, type HttpServer } from './http/server.js';
+import type { Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { LevelStore, type Db } from './store/level-store.js';
+import { createIngest, type Ingest } from './telemetry/ingest.js';
+
+export interface GatewayDeps {
+  log: Logger;
+  now?: () => number;
+  /** Lets tests wrap the database to slow down or fail writes. */
+  createDb?: (dir: string) => Db;
+}
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface Gateway {
+  /** Opens the store and starts listening; resolves with the bound addresses. */
+  start(): Promise<{ mqtt: Endpoint; http: Endpoint }>;
+  /** Stops accepting, finishes in-flight commits, closes the database. Idempotent. */
+  close(): Promise<void>;
+  readonly ingest: Ingest;
+}
+
+export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway {
+  const log = deps.log;
+  const now = deps.now ?? Date.now;
+  let store: LevelStore | undefined;
+  let ingest: Ingest | undefined;
+  let broker: Broker | undefined;
+  let http: HttpServer | undefined;
+  let closing: Promise<void> | undefined;
+
+  async function shutdown(): Promise<void> {
+    log.info('shutting down');
+    // Reverse of start: no new devices or messages, no new API calls, then let queued commits finish, then the db.
+    await broker?.close();
+    await http?.close();
+    await ingest?.drain();
+    await store?.close();
+    log.info('shut down');
+  }
+
+  return {
+    get ingest() {
+      if (!ingest) throw new TypeError('gateway not started');
+      return ingest;
+    },
+    async start() {
+      const dataDir = resolve(config.store.dataDir);
+      try {
+        store = await LevelStore.open(dataDir, deps.createDb);
+        log.info({ dataDir }, 'store open');
+        const metrics = createMetrics(() => broker?.aedes.connectedClients ?? 0);
+        const opened = await createIngest({
+          store,
+          options: { ...config.ingest, maxBatch: config.store.maxBatch, syncWrites: config.store.syncWrites },
+          log: log.child({ module: 'ingest' }),
+          metrics,
+          now,
+        });
+        ingest = opened;
+        const route = createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign });
+        broker = await startBroker({
+          id: config.gatewayId,
+          host: config.mqtt.host,
+          port: config.mqtt.port,
+          authorizePublish: createAuthorizePublish({ route, ingest: opened, metrics, now }),
+          log: log.child({ module: 'broker' }),
+        });
+        const openStore = store;
+        http = await startHttp(
+          config.http.host,
+          config.http.port,
+          createApiHandler({
+            store: openStore,
+            registry: metrics.registry,
+            devices: () => opened.devices(),
+            totals: () => opened.totals(),
+            unhealthyReason() {
+              if (closing) return 'shutting down';
+              if (broker?.aedes.closed !== false) return 'broker not running';
+              const err = opened.lastWriteError;
+              return err ? `store write failing: ${err.message}` : null;
+            },
+          }),
+          log.child({ module: 'http' }),
+        );
+        return { mqtt: broker.address, http: http.address };
+      } catch (err) {
+        await shutdown().catch((closeErr: unknown) => log.error({ err: closeErr }, 'cleanup after failed start'));
+        throw err;
+      }
+    },
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/** HTTP API handlers: JSON over node:http. Each handler gets parsed inputs and returns a status and a body. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Counters, DeviceRecord, TelemetryStore } from '../store/store.js';
+import { DEVICE_ID_RE } from '../broker/topics.js';
+
+export interface ApiDeps {
+  store: TelemetryStore;
+  registry: Registry;
+  devices(): DeviceRecord[];
+  totals(): readonly [Counters, Counters, Counters];
+  /** null when healthy, else why not. */
+  unhealthyReason(): string | null;
+}
+
+class BadRequest extends Error {}
+
+function byQos(c: readonly [Counters, Counters, Counters]) {
+  return { qos0: c[0], qos1: c[1], qos2: c[2] };
+}
+
+function intParam(params: URLSearchParams, name: string, min: number, max: number): number | undefined {
+  const raw = params.get(name);
+  if (raw === null || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new BadRequest(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = type === 'application/json' ? JSON.stringify(body) : String(body);
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const routes: [RegExp, (match: RegExpMatchArray, params: URLSearchParams, res: ServerResponse) => Promise<void>][] = [
+    [
+      /^\/healthz$/,
+      async (_m, _p, res) => {
+        const reason = deps.unhealthyReason();
+        send(res, reason === null ? 200 : 503, reason === null ? { status: 'ok' } : { status: 'unavailable', reason });
+      },
+    ],
+    [
+      /^\/metrics$/,
+      async (_m, _p, res) => send(res, 200, await deps.registry.metrics(), deps.registry.contentType),
+    ],
+    [
+      /^\/api\/v1\/stats$/,
+      async (_m, _p, res) => send(res, 200, byQos(deps.totals())),
+    ],
+    [
+      /^\/api\/v1\/devices$/,
+      async (_m, _p, res) => {
+        const devices = deps
+          .devices()
+          .sort((a, b) => (a.id < b.id ? -1 : 1))
+          .map((d) => ({
+            id: d.id,
+            boot: d.dedup?.current.boot ?? null,
+            highSeq: d.dedup?.current.highSeq ?? null,
+            lastSeen: d.lastSeen,
+            counters: byQos(d.counters),
+          }));
+        send(res, 200, { devices });
+      },
+    ],
+    [
+      /^\/api\/v1\/devices\/([^/]+)\/readings$/,
+      async (m, params, res) => {
+        const id = decodeURIComponent(m[1] as string);
+        if (!DEVICE_ID_RE.test(id)) throw new BadRequest('invalid device id');
+        const fromTs = intParam(params, 'from', 0, Number.MAX_SAFE_INTEGER - 1);
+        const toTs = intParam(params, 'to', 0, Number.MAX_SAFE_INTEGER - 1);
+        const limit = intParam(params, 'limit', 1, 10_000) ?? 1000;
+        const cursor = params.get('cursor') ?? undefined;
+        if (cursor !== undefined && !/^[A-Za-z0-9_-]{1,400}$/.test(cursor)) throw new BadRequest('invalid cursor');
+        const page = await deps.store.readings(id, {
+          limit,
+          ...(fromTs === undefined ? {} : { fromTs }),
+          ...(toTs === undefined ? {} : { toTs }),
+          ...(cursor === undefined ? {} : { cursor }),
+        });
+        send(res, 200, { readings: page.items, next: page.next });
+      },
+    ],
+    [
+      /^\/api\/v1\/deadletter$/,
+      async (_m, params, res) => {
+        const limit = intParam(params, 'limit', 1, 10_000) ?? 100;
+        const items = (await deps.store.deadLetters(limit)).map((d) => ({
+          ...d,
+          payload: Buffer.from(d.payload).toString('base64'),
+        }));
+        send(res, 200, { deadLetters: items });
+      },
+    ],
+  ];
+
+  return async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const route = routes.find(([re]) => re.test(url.pathname));
+    if (!route) return send(res, 404, { error: 'GW_HTTP_NOT_FOUND', message: `no route ${url.pathname}` });
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return send(res, 405, { error: 'GW_HTTP_METHOD', message: 'only GET is supported' });
+    }
+    try {
+      await route[1](url.pathname.match(route[0]) as RegExpMatchArray, url.searchParams, res);
+    } catch (err) {
+      if (err instanceof BadRequest) return send(res, 400, { error: 'GW_HTTP_BAD_REQUEST', message: err.message });
+      send(res, 500, { error: 'GW_HTTP_INTERNAL', message: (err as Error).message });
+    }
+  };
+}

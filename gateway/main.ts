@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+/**
+ * Process entry: the only file that reads argv and the environment or calls process.exit.
+ *
+ * Precedence: command-line flags > environment (SENSORGATE_*) > config file > schema defaults.
+ * Exit codes: 0 clean shutdown, 1 runtime failure or forced shutdown, 2 bad command line or config.
+ */
+import { parseArgs } from 'node:util';
+import closeWithGrace from 'close-with-grace';
+import { loadConfig, readConfigFile, type FrozenConfig } from './config.js';
+import { ConfigError, GatewayError } from './errors.js';
+import { createGateway } from './gateway.js';
+import { createLogger } from './log.js';
+
+const DEFAULT_CONFIG = 'config/gateway.yaml';
+
+const USAGE = `usage:
+  gateway start [--config FILE] [--data-dir DIR] [--host HOST] [--mqtt-port N] [--http-port N]
+  gateway check-config [--config FILE]
+
+  --config FILE   YAML config (default ${DEFAULT_CONFIG}; env SENSORGATE_CONFIG)
+  --data-dir DIR  LevelDB data directory (default ./data; env SENSORGATE_DATA_DIR)
+  --host HOST     bind address of the MQTT and HTTP listeners (default 127.0.0.1; env SENSORGATE_HOST)
+  --mqtt-port N   MQTT port, 0 = any free port (default 1883; env SENSORGATE_MQTT_PORT)
+  --http-port N   HTTP port, 0 = any free port (default 8080; env SENSORGATE_HTTP_PORT)
+  env SENSORGATE_LOG_LEVEL sets log.level, SENSORGATE_GATEWAY_ID sets gatewayId.`;
+
+type Raw = Record<string, unknown>;
+
+function section(raw: Raw, key: string): Raw {
+  const existing = raw[key];
+  if (existing !== null && typeof existing === 'object' && !Array.isArray(existing)) return existing as Raw;
+  if (existing !== undefined) return {}; // leave the bad value for the schema to report
+  const created: Raw = {};
+  raw[key] = created;
+  return created;
+}
+
+/** A numeric override that is not a number stays a string, so the schema reports it with its path. */
+const num = (s: string): number | string => (/^\d+$/.test(s) ? Number(s) : s);
+
+function applyOverrides(file: unknown, o: { dataDir?: string | undefined; host?: string | undefined; mqttPort?: string | undefined; httpPort?: string | undefined; logLevel?: string | undefined; gatewayId?: string | undefined }): unknown {
+  if (file === null || typeof file !== 'object' || Array.isArray(file)) return file;
+  const raw = structuredClone(file) as Raw;
+  if (o.gatewayId !== undefined) raw.gatewayId = o.gatewayId;
+  if (o.dataDir !== undefined) section(raw, 'store').dataDir = o.dataDir;
+  if (o.host !== undefined) {
+    section(raw, 'mqtt').host = o.host;
+    section(raw, 'http').host = o.host;
+  }
+  if (o.mqttPort !== undefined) section(raw, 'mqtt').port = num(o.mqttPort);
+  if (o.httpPort !== undefined) section(raw, 'http').port = num(o.httpPort);
+  if (o.logLevel !== undefined) section(raw, 'log').level = o.logLevel;
+  return raw;
+}
+
+async function resolveConfig(argv: string[]): Promise<{ command: string; config: FrozenConfig }> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      host: { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const command = positionals[0] ?? 'start';
+  if (values.help || positionals.length > 1 || !['start', 'check-config'].includes(command)) {
+    throw new UsageError(values.help ? '' : `unknown command: ${positionals.join(' ')}`);
+  }
+  const env = process.env;
+  const explicit = values.config ?? env.SENSORGATE_CONFIG;
+  const path = explicit ?? DEFAULT_CONFIG;
+  const file = await readConfigFile(path, explicit === undefined);
+  const raw = applyOverrides(file, {
+    dataDir: values['data-dir'] ?? env.SENSORGATE_DATA_DIR,
+    host: values.host ?? env.SENSORGATE_HOST,
+    mqttPort: values['mqtt-port'] ?? env.SENSORGATE_MQTT_PORT,
+    httpPort: values['http-port'] ?? env.SENSORGATE_HTTP_PORT,
+    logLevel: env.SENSORGATE_LOG_LEVEL,
+    gatewayId: env.SENSORGATE_GATEWAY_ID,
+  });
+  return { command, config: loadConfig(raw, path) };
+}
+
+class UsageError extends Error {}
+
+async function main(): Promise<void> {
+  let resolved: { command: string; config: FrozenConfig };
+  try {
+    resolved = await resolveConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      const message = (err as Error).message;
+      if (message) process.stderr.write(`${message}\n`);
+      process.stderr.write(`${USAGE}\n`);
+      process.exit(err instanceof UsageError && !err.message ? 0 : 2);
+    }
+    if (err instanceof ConfigError || (err instanceof GatewayError && err.code === 'GW_CONFIG_UNREADABLE')) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const { command, config } = resolved;
+  if (command === 'check-config') {
+    process.stdout.write(`${JSON.stringify({ event: 'config-ok', config })}\n`);
+    return;
+  }
+
+  const log = createLogger(config.log.level);
+  const gateway = createGateway(config, { log });
+  closeWithGrace(
+    {
+      delay: config.shutdown.timeoutMs,
+      logger: { error: (m: unknown) => log.error(m instanceof Error ? { err: m } : { msg: String(m) }, 'shutdown') },
+    },
+    async ({ signal, err }) => {
+      if (err) log.fatal({ err }, 'unexpected error, shutting down');
+      else log.info({ signal }, 'signal received, shutting down');
+      await gateway.close();
+    },
+  );
+  try {
+    const addresses = await gateway.start();
+    process.stdout.write(`${JSON.stringify({ event: 'ready', ...addresses })}\n`);
+  } catch (err) {
+    log.fatal({ err }, 'start failed');
+    process.exit(1);
+  }
+}
+
+await main();

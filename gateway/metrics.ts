@@ -1,0 +1,75 @@
+/** Prometheus metrics. One registry per gateway, so that several gateways (tests) can live in one process. */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Qos } from './store/store.js';
+
+export type Outcome = 'received' | 'stored' | 'duplicate' | 'stale' | 'late' | 'rejected';
+
+export interface Metrics {
+  readonly registry: Registry;
+  outcome(outcome: Outcome, qos: Qos, n?: number): void;
+  missing(qos: Qos, delta: number): void;
+  batch(size: number, sync: boolean, ms: number): void;
+  ack(qos: Qos, ms: number): void;
+  storeFailure(): void;
+}
+
+export function createMetrics(connectedDevices: () => number): Metrics {
+  const registry = new Registry();
+  const outcomes = new Counter({
+    name: 'sensorgate_readings_total',
+    help: 'Telemetry messages by outcome (received, stored, duplicate, stale, late, rejected) and device QoS',
+    labelNames: ['outcome', 'qos'] as const,
+    registers: [registry],
+  });
+  const missing = new Gauge({
+    name: 'sensorgate_readings_missing',
+    help: 'Sequence numbers skipped by devices and not (yet) received, by the QoS of the reading that revealed the gap',
+    labelNames: ['qos'] as const,
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: 'sensorgate_commit_batch_size',
+    help: 'Entries per LevelDB commit batch',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+    registers: [registry],
+  });
+  const writeSeconds = new Histogram({
+    name: 'sensorgate_commit_write_seconds',
+    help: 'Time to write one commit batch; sync="true" batches include the fsync',
+    labelNames: ['sync'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const ackSeconds = new Histogram({
+    name: 'sensorgate_ack_latency_seconds',
+    help: 'From PUBLISH received to the ack being released (QoS 1 PUBACK, QoS 2 PUBREC; QoS 0: accepted)',
+    labelNames: ['qos'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: 'sensorgate_store_write_failures_total',
+    help: 'Commit batches that failed; their messages were not acked',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'sensorgate_connected_clients',
+    help: 'MQTT clients connected to the embedded broker',
+    registers: [registry],
+    collect() {
+      this.set(connectedDevices());
+    },
+  });
+
+  return {
+    registry,
+    outcome: (outcome, qos, n = 1) => outcomes.inc({ outcome, qos: String(qos) }, n),
+    missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
+    batch: (size, sync, ms) => {
+      batchSize.observe(size);
+      writeSeconds.observe({ sync: String(sync) }, ms / 1000);
+    },
+    ack: (qos, ms) => ackSeconds.observe({ qos: String(qos) }, ms / 1000),
+    storeFailure: () => failures.inc(),
+  };
+}

@@ -1,0 +1,142 @@
+/** TelemetryStore over LevelDB (classic-level): one atomic batch per commit, across sublevels. */
+import { ClassicLevel } from 'classic-level';
+import { GatewayError } from '../errors.js';
+import { deviceRange, readingKey, seqKey } from './keys.js';
+import { decodeDeadLetter, decodeDevice, decodeReadingValue, decodeValue, encodeDevice, encodeValue } from './records.js';
+import type { CommitEntry, DeadLetter, DeviceRecord, ReadingPage, ReadingQuery, TelemetryStore } from './store.js';
+
+export type Db = ClassicLevel<string, Uint8Array>;
+type Sub = ReturnType<Db['sublevel']> & { batch: unknown };
+
+const SCHEMA_VERSION = 1;
+
+function encodeCursor(key: string): string {
+  return Buffer.from(key, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}
+
+export class LevelStore implements TelemetryStore {
+  readonly #db: Db;
+  readonly #readings;
+  readonly #devices;
+  readonly #outbox;
+  readonly #deadletter;
+  readonly #meta;
+  #closing: Promise<void> | undefined;
+
+  private constructor(db: Db) {
+    this.#db = db;
+    const sub = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    this.#readings = sub('readings');
+    this.#devices = sub('devices');
+    this.#outbox = sub('outbox');
+    this.#deadletter = sub('deadletter');
+    this.#meta = sub('meta');
+  }
+
+  /**
+   * Opens (creating if needed) the database at `dataDir`. `createDb` lets tests pass a ClassicLevel subclass that
+   * slows down or fails writes.
+   */
+  static async open(dataDir: string, createDb: (dir: string) => Db = defaultDb): Promise<LevelStore> {
+    const db = createDb(dataDir);
+    try {
+      await db.open();
+    } catch (err) {
+      throw new GatewayError('GW_STORE_OPEN_FAILED', `cannot open the store at ${dataDir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const store = new LevelStore(db);
+    const version = await store.#meta.get('schema');
+    if (version === undefined) {
+      await db.batch([{ type: 'put', sublevel: store.#meta as Sub, key: 'schema', value: encodeValue(SCHEMA_VERSION) }] as never, {
+        sync: true,
+      });
+    } else if (decodeValue(version) !== SCHEMA_VERSION) {
+      await db.close();
+      throw new GatewayError('GW_STORE_OPEN_FAILED', `store at ${dataDir} has an unsupported schema version`);
+    }
+    return store;
+  }
+
+  async loadDevices(): Promise<DeviceRecord[]> {
+    const out: DeviceRecord[] = [];
+    for await (const value of this.#devices.values()) out.push(decodeDevice(value));
+    return out;
+  }
+
+  async lastGseq(): Promise<number> {
+    const value = await this.#meta.get('gseq');
+    return value === undefined ? 0 : (decodeValue(value) as number);
+  }
+
+  async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
+    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open');
+    type Op = { type: 'put'; sublevel: Sub; key: string; value: Uint8Array };
+    const ops: Op[] = [];
+    const devices = new Map<string, DeviceRecord>();
+    let maxGseq = -1;
+    for (const e of entries) {
+      maxGseq = Math.max(maxGseq, e.gseq);
+      if (e.device) devices.set(e.device.id, e.device);
+      if (e.reading) {
+        const value = encodeValue(e.reading);
+        ops.push({ type: 'put', sublevel: this.#readings as Sub, key: readingKey(e.reading.deviceId, e.reading.ts, e.gseq), value });
+        if (e.outbox) ops.push({ type: 'put', sublevel: this.#outbox as Sub, key: seqKey(e.gseq), value });
+      }
+      if (e.deadLetter) {
+        ops.push({ type: 'put', sublevel: this.#deadletter as Sub, key: seqKey(e.gseq), value: encodeValue(e.deadLetter) });
+      }
+    }
+    for (const [id, record] of devices) {
+      ops.push({ type: 'put', sublevel: this.#devices as Sub, key: id, value: encodeDevice(record) });
+    }
+    if (maxGseq >= 0) ops.push({ type: 'put', sublevel: this.#meta as Sub, key: 'gseq', value: encodeValue(maxGseq) });
+    if (ops.length === 0) return;
+    try {
+      await this.#db.batch(ops as never, { sync });
+    } catch (err) {
+      throw new GatewayError('GW_STORE_WRITE_FAILED', `batch of ${entries.length} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage> {
+    const range = deviceRange(deviceId, query.fromTs, query.toTs);
+    const gt = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const options = gt !== undefined && gt >= range.gte ? { gt, lt: range.lt } : range;
+    const entries = await this.#readings.iterator({ ...options, limit: query.limit + 1 }).all();
+    const page = entries.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(([, v]) => decodeReadingValue(v)),
+      next: entries.length > query.limit && last ? encodeCursor(last[0]) : null,
+    };
+  }
+
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    const values = await this.#deadletter.values({ reverse: true, limit }).all();
+    return values.map(decodeDeadLetter);
+  }
+
+  async outboxCount(): Promise<number> {
+    let n = 0;
+    for await (const _key of this.#outbox.keys()) n++;
+    return n;
+  }
+
+  /** Idempotent: every call returns the same promise. */
+  close(): Promise<void> {
+    this.#closing ??= this.#db.close();
+    return this.#closing;
+  }
+}
+
+function defaultDb(dir: string): Db {
+  return new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+}

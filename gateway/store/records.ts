@@ -1,0 +1,56 @@
+/**
+ * The on-disk value format: CBOR, with a format tag on device records so that a later release can migrate them.
+ * Device records are validated when loaded; they decide what gets acked, so a corrupt one must not be trusted.
+ */
+import { Decoder, Encoder } from 'cbor-x';
+import { z } from 'zod';
+import type { DeadLetter, DeviceRecord, StoredReading } from './store.js';
+
+const encoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
+const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
+
+export const encodeValue = (value: unknown): Uint8Array => encoder.encode(value);
+export const decodeValue = (bytes: Uint8Array): unknown => decoder.decode(bytes);
+
+const DEVICE_FORMAT = 1;
+
+const count = z.number().int();
+const counters = z.strictObject({
+  received: count,
+  stored: count,
+  duplicate: count,
+  stale: count,
+  missing: count,
+  late: count,
+  rejected: count,
+});
+// cbor-x hands byte strings back as Buffers; copy them into plain Uint8Arrays, whose slice() copies.
+const window = z.instanceof(Uint8Array).transform((b) => new Uint8Array(b));
+const epoch = z.strictObject({ boot: count, highSeq: count, window });
+const deviceSchema = z.strictObject({
+  f: z.literal(DEVICE_FORMAT),
+  id: z.string(),
+  dedup: z.strictObject({ current: epoch, previous: epoch.nullable() }).nullable(),
+  foreign: z
+    .strictObject({ nextSeq: count, recent: z.array(z.tuple([z.string(), z.number()])) })
+    .nullable(),
+  lastSeen: z.number(),
+  counters: z.tuple([counters, counters, counters]),
+});
+
+export function encodeDevice(record: DeviceRecord): Uint8Array {
+  return encoder.encode({ f: DEVICE_FORMAT, ...record });
+}
+
+export function decodeDevice(bytes: Uint8Array): DeviceRecord {
+  const { f: _format, ...record } = deviceSchema.parse(decodeValue(bytes));
+  return record;
+}
+
+export function decodeReadingValue(bytes: Uint8Array): StoredReading {
+  return decodeValue(bytes) as StoredReading;
+}
+
+export function decodeDeadLetter(bytes: Uint8Array): DeadLetter {
+  return decodeValue(bytes) as DeadLetter;
+}

@@ -1,0 +1,97 @@
+/**
+ * Per-device sequence deduplication (DESIGN.md "Deduplication"). Pure: state in, verdict and new state out; the
+ * input state is never mutated, so a caller can keep the last durable state and roll back to it.
+ *
+ * An epoch is one boot of a device. Its window is a ring of W bits: bit (s mod W) says whether seq s was seen, and it
+ * is meaningful for s in (highSeq - W, highSeq]. Memory per epoch is W/8 bytes; every lookup is O(1) (a jump clears at
+ * most W bits).
+ */
+
+export interface EpochState {
+  readonly boot: number;
+  readonly highSeq: number;
+  readonly window: Uint8Array;
+}
+
+export interface DedupState {
+  readonly current: EpochState;
+  /** The epoch before `current`, kept so that late retries sent before a reboot are still recognised. */
+  readonly previous: EpochState | null;
+}
+
+/**
+ * - new: above everything seen in its epoch (or the first of a new epoch);
+ * - late: inside the window and not seen before (out of order; fills a gap);
+ * - duplicate: inside the window and seen;
+ * - stale: below the window, or from an epoch older than the previous one.
+ */
+export type Verdict = 'new' | 'late' | 'duplicate' | 'stale';
+
+export interface Classification {
+  verdict: Verdict;
+  /** The state to keep. The same object as the input when nothing changed (duplicate, stale). */
+  state: DedupState;
+  /** Change in the count of sequence numbers known to be missing: +gap on a jump, -1 for a late arrival. */
+  missingDelta: number;
+}
+
+function hasBit(window: Uint8Array, index: number): boolean {
+  return ((window[index >>> 3] as number) & (1 << (index & 7))) !== 0;
+}
+
+function setBit(window: Uint8Array, index: number): void {
+  window[index >>> 3] = (window[index >>> 3] as number) | (1 << (index & 7));
+}
+
+function clearBit(window: Uint8Array, index: number): void {
+  window[index >>> 3] = (window[index >>> 3] as number) & ~(1 << (index & 7));
+}
+
+function freshEpoch(boot: number, seq: number, windowBits: number): EpochState {
+  const window = new Uint8Array(windowBits / 8);
+  setBit(window, seq % windowBits);
+  return { boot, highSeq: seq, window };
+}
+
+type EpochResult = { verdict: Verdict; epoch: EpochState; missingDelta: number };
+
+function classifyInEpoch(epoch: EpochState, seq: number): EpochResult {
+  const bits = epoch.window.length * 8;
+  if (seq > epoch.highSeq) {
+    const jump = seq - epoch.highSeq;
+    const window = jump >= bits ? new Uint8Array(epoch.window.length) : new Uint8Array(epoch.window);
+    if (jump < bits) {
+      for (let s = epoch.highSeq + 1; s < seq; s++) clearBit(window, s % bits);
+    }
+    setBit(window, seq % bits);
+    return { verdict: 'new', epoch: { boot: epoch.boot, highSeq: seq, window }, missingDelta: jump - 1 };
+  }
+  if (seq <= epoch.highSeq - bits) return { verdict: 'stale', epoch, missingDelta: 0 };
+  if (hasBit(epoch.window, seq % bits)) return { verdict: 'duplicate', epoch, missingDelta: 0 };
+  const window = new Uint8Array(epoch.window);
+  setBit(window, seq % bits);
+  return { verdict: 'late', epoch: { boot: epoch.boot, highSeq: epoch.highSeq, window }, missingDelta: -1 };
+}
+
+/**
+ * Classifies reading (boot, seq) against a device's state. `windowBits` (W, a multiple of 8) applies to new state;
+ * existing epochs keep the window they were created with.
+ */
+export function classify(state: DedupState | null, boot: number, seq: number, windowBits: number): Classification {
+  if (state === null) {
+    return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: null }, missingDelta: seq };
+  }
+  const { current, previous } = state;
+  if (boot > current.boot) {
+    return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: current }, missingDelta: seq };
+  }
+  if (boot === current.boot) {
+    const r = classifyInEpoch(current, seq);
+    return { verdict: r.verdict, state: r.epoch === current ? state : { current: r.epoch, previous }, missingDelta: r.missingDelta };
+  }
+  if (previous !== null && boot === previous.boot) {
+    const r = classifyInEpoch(previous, seq);
+    return { verdict: r.verdict, state: r.epoch === previous ? state : { current, previous: r.epoch }, missingDelta: r.missingDelta };
+  }
+  return { verdict: 'stale', state, missingDelta: 0 };
+}

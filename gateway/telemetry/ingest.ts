@@ -1,0 +1,242 @@
+/**
+ * Ingest: decode → validate → dedup → one atomic store batch → allow the ack. Classification runs synchronously when
+ * the message arrives, against the in-memory state that already includes everything queued for commit; the group
+ * commit then settles entries in arrival order. If a batch fails, every device touched since the last successful
+ * batch is rolled back to its durable state and none of those messages is acked.
+ */
+import type { Logger } from '../log.js';
+import type { Metrics, Outcome } from '../metrics.js';
+import type { TopicRoute } from '../broker/topics.js';
+import { GroupCommit } from '../store/group-commit.js';
+import {
+  zeroCounters,
+  type CommitEntry,
+  type Counters,
+  type DeadLetter,
+  type DeviceRecord,
+  type Qos,
+  type StoredReading,
+  type TelemetryStore,
+} from '../store/store.js';
+import { classify } from './dedup.js';
+import { classifyForeign, contentHash, foreignMeasurements } from './foreign.js';
+import { decodePayload, decodeReading, type Rejection } from './wire.js';
+
+export interface InboundMessage {
+  topic: string;
+  payload: Uint8Array;
+  qos: Qos;
+  clientId: string | null;
+  /** MQTT 5 content type, if the device sent one. */
+  contentType?: string | undefined;
+}
+
+export interface IngestOptions {
+  maxPayloadBytes: number;
+  dedupWindow: number;
+  foreignDedupWindowMs: number;
+  rejectLogIntervalMs: number;
+  maxBatch: number;
+  /** Off only for users who accept losing acked readings on power loss (see README). */
+  syncWrites: boolean;
+}
+
+export interface IngestDeps {
+  store: TelemetryStore;
+  options: IngestOptions;
+  log: Logger;
+  metrics: Metrics;
+  now(): number;
+}
+
+type QosCounters = readonly [Counters, Counters, Counters];
+
+interface Entry extends CommitEntry {
+  /** Besides 'received': what happened to the message ('stored' and 'late' for a late arrival). */
+  outcomes: readonly Outcome[];
+  qos: Qos;
+  missingDelta: number;
+}
+
+/** Counters of rejected messages that named no valid device live under this id, which no device id can take. */
+export const UNATTRIBUTED = '$unattributed';
+
+export interface Ingest {
+  /**
+   * Takes one inbound telemetry message. Returns a promise that resolves when it may be acked (the batch holding it
+   * is durable) and rejects when it must not be; returns null when there is nothing to wait for (QoS 0).
+   */
+  accept(msg: InboundMessage, route: Exclude<TopicRoute, { kind: 'status' | 'other' }>): Promise<void> | null;
+  /** Device records as of the last successful write. */
+  devices(): DeviceRecord[];
+  /** Per-QoS totals over all devices, as of the last successful write. */
+  totals(): QosCounters;
+  /** The last write failure, cleared by the next successful write. */
+  readonly lastWriteError: Error | null;
+  /** Waits until everything accepted so far has been written or failed. */
+  drain(): Promise<void>;
+}
+
+function bump(counters: QosCounters, qos: Qos, changes: Partial<Counters>): QosCounters {
+  const next = [...counters] as [Counters, Counters, Counters];
+  const c = { ...counters[qos] };
+  for (const [k, v] of Object.entries(changes) as [keyof Counters, number][]) c[k] += v;
+  next[qos] = c;
+  return next;
+}
+
+function emptyRecord(id: string): DeviceRecord {
+  return { id, dedup: null, foreign: null, lastSeen: 0, counters: [zeroCounters(), zeroCounters(), zeroCounters()] };
+}
+
+export async function createIngest(deps: IngestDeps): Promise<Ingest> {
+  const { store, options, log, metrics, now } = deps;
+  const durable = new Map<string, DeviceRecord>();
+  for (const record of await store.loadDevices()) durable.set(record.id, record);
+  const pending = new Map(durable);
+  let gseq = await store.lastGseq();
+  let lastWriteError: Error | null = null;
+  const lastRejectLog = new Map<string, number>();
+
+  for (const record of durable.values()) {
+    record.counters.forEach((c, q) => metrics.missing(q as Qos, c.missing));
+  }
+
+  const commit = new GroupCommit<Entry>({
+    maxBatch: options.maxBatch,
+    now,
+    write: (entries, sync) => store.write(entries, sync && options.syncWrites),
+    onCommitted(entries, info) {
+      lastWriteError = null;
+      metrics.batch(info.size, info.sync, info.ms);
+      for (const e of entries) {
+        if (e.device) durable.set(e.device.id, e.device);
+        metrics.outcome('received', e.qos);
+        for (const o of e.outcomes) metrics.outcome(o, e.qos);
+        if (e.missingDelta !== 0) metrics.missing(e.qos, e.missingDelta);
+      }
+    },
+    onFailure(entries, err) {
+      lastWriteError = err instanceof Error ? err : new Error(String(err));
+      metrics.storeFailure();
+      for (const e of entries) {
+        if (!e.device) continue;
+        const id = e.device.id;
+        const before = durable.get(id);
+        if (before) pending.set(id, before);
+        else pending.delete(id);
+      }
+      log.error({ err, entries: entries.length }, 'store write failed: nothing in it is acked, devices will retry');
+    },
+  });
+
+  function record(id: string): DeviceRecord {
+    return pending.get(id) ?? emptyRecord(id);
+  }
+
+  function enqueue(entry: Entry): Promise<void> | null {
+    if (entry.device) pending.set(entry.device.id, entry.device);
+    const done = commit.enqueue(entry, entry.qos > 0);
+    if (entry.qos > 0) return done;
+    // At most once: nothing waits for a QoS 0 write; a failure is already logged by onFailure.
+    done.catch(() => undefined);
+    return null;
+  }
+
+  function reject(msg: InboundMessage, deviceId: string | null, rejection: Rejection, rx: number): Promise<void> | null {
+    const id = deviceId ?? UNATTRIBUTED;
+    const prev = record(id);
+    const device: DeviceRecord = {
+      ...prev,
+      lastSeen: deviceId === null ? prev.lastSeen : rx,
+      counters: bump(prev.counters, msg.qos, { received: 1, rejected: 1 }),
+    };
+    const deadLetter: DeadLetter = {
+      rx,
+      topic: msg.topic,
+      clientId: msg.clientId,
+      deviceId,
+      qos: msg.qos,
+      code: rejection.code,
+      reason: rejection.reason,
+      payload: msg.payload,
+    };
+    const logKey = deviceId ?? msg.clientId ?? msg.topic;
+    const logged = lastRejectLog.get(logKey);
+    if (logged === undefined || rx - logged >= options.rejectLogIntervalMs) {
+      lastRejectLog.set(logKey, rx);
+      log.warn({ deviceId, clientId: msg.clientId, topic: msg.topic, code: rejection.code, reason: rejection.reason }, 'message rejected, kept in dead letters');
+    }
+    return enqueue({ gseq: ++gseq, device, deadLetter, outcomes: ['rejected'], qos: msg.qos, missingDelta: 0 });
+  }
+
+  function acceptContract(msg: InboundMessage, deviceId: string, rx: number): Promise<void> | null {
+    const decoded = decodeReading(msg.payload, deviceId, { maxBytes: options.maxPayloadBytes, contentType: msg.contentType });
+    if (!decoded.ok) return reject(msg, deviceId, decoded, rx);
+    const r = decoded.value;
+    const prev = record(deviceId);
+    const c = classify(prev.dedup, r.boot, r.seq, options.dedupWindow);
+    const stored = c.verdict === 'new' || c.verdict === 'late';
+    const changes: Partial<Counters> = { received: 1, missing: c.missingDelta };
+    if (stored) changes.stored = 1;
+    if (c.verdict !== 'new') changes[c.verdict] = 1;
+    const device: DeviceRecord = { ...prev, dedup: c.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
+    const v = c.verdict;
+    const outcomes: Outcome[] = v === 'new' ? ['stored'] : v === 'late' ? ['stored', 'late'] : [v];
+    const entry: Entry = { gseq: ++gseq, device, outcomes, qos: msg.qos, missingDelta: c.missingDelta };
+    if (stored) {
+      entry.reading = { deviceId, boot: r.boot, seq: r.seq, ts: r.ts, rx, qos: msg.qos, m: r.m };
+      entry.outbox = msg.qos > 0;
+    }
+    if (c.verdict !== 'new') log.debug({ deviceId, reading: { boot: r.boot, seq: r.seq }, verdict: c.verdict }, 'not new');
+    return enqueue(entry);
+  }
+
+  function acceptForeign(msg: InboundMessage, deviceId: string, rx: number): Promise<void> | null {
+    const decoded = decodePayload(msg.payload, options.maxPayloadBytes, msg.contentType);
+    if (!decoded.ok) return reject(msg, deviceId, decoded, rx);
+    const measured = foreignMeasurements(decoded.value);
+    if (!measured.ok) return reject(msg, deviceId, measured, rx);
+    const prev = record(deviceId);
+    const f = classifyForeign(prev.foreign, contentHash(msg.payload), rx, options.foreignDedupWindowMs);
+    const isNew = f.verdict === 'new';
+    const changes: Partial<Counters> = isNew ? { received: 1, stored: 1 } : { received: 1, duplicate: 1 };
+    const device: DeviceRecord = { ...prev, foreign: f.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
+    const entry: Entry = { gseq: ++gseq, device, outcomes: [isNew ? 'stored' : 'duplicate'], qos: msg.qos, missingDelta: 0 };
+    if (f.verdict === 'new') {
+      const reading: StoredReading = { deviceId, boot: 0, seq: f.seq, ts: rx, rx, qos: msg.qos, m: measured.m, foreign: true };
+      entry.reading = reading;
+      entry.outbox = msg.qos > 0;
+    }
+    return enqueue(entry);
+  }
+
+  return {
+    accept(msg, route) {
+      const rx = now();
+      switch (route.kind) {
+        case 'telemetry':
+          return acceptContract(msg, route.deviceId, rx);
+        case 'foreign':
+          return acceptForeign(msg, route.deviceId, rx);
+        case 'badDevice':
+          return reject(msg, null, { ok: false, code: 'GW_TOPIC_INVALID', reason: `device id "${route.deviceLevel.slice(0, 80)}" does not match ^[A-Za-z0-9_.-]{1,64}$` }, rx);
+      }
+    },
+    devices: () => [...durable.values()].filter((d) => d.id !== UNATTRIBUTED),
+    totals() {
+      const totals: [Counters, Counters, Counters] = [zeroCounters(), zeroCounters(), zeroCounters()];
+      for (const d of durable.values()) {
+        d.counters.forEach((c, q) => {
+          const t = totals[q] as Counters;
+          for (const k of Object.keys(t) as (keyof Counters)[]) t[k] += c[k];
+        });
+      }
+      return totals;
+    },
+    get lastWriteError() {
+      return lastWriteError;
+    },
+    drain: () => commit.drain(),
+  };
+}

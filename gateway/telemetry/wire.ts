@@ -1,0 +1,137 @@
+/**
+ * The device → gateway wire contract, version 1 (DESIGN.md "Wire contract"). This is the only gateway module that
+ * device-sim imports; it depends on nothing else in gateway/.
+ */
+import { Decoder, Encoder } from 'cbor-x';
+import { z } from 'zod';
+
+/** Valid ranges of the weather measurements; other names are accepted if finite. */
+export const WEATHER_RANGES: Readonly<Record<string, readonly [number, number]>> = Object.freeze({
+  temp_c: [-90, 60],
+  rh_pct: [0, 100],
+  pres_hpa: [300, 1100],
+  wind_ms: [0, 120],
+  wind_deg: [0, 360],
+  rain_mm: [0, 500],
+  lux: [0, 200_000],
+  batt_v: [0, 60],
+});
+
+const MAX_MEASUREMENTS = 64;
+const measurementName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'measurement names match ^[A-Za-z0-9_.-]{1,64}$');
+
+const measurements = z
+  .record(measurementName, z.number().refine(Number.isFinite, 'must be a finite number'))
+  .superRefine((m, ctx) => {
+    const names = Object.keys(m);
+    if (names.length === 0) ctx.addIssue({ code: 'custom', message: 'at least one measurement is required' });
+    if (names.length > MAX_MEASUREMENTS) {
+      ctx.addIssue({ code: 'custom', message: `at most ${MAX_MEASUREMENTS} measurements` });
+    }
+    for (const name of names) {
+      const range = WEATHER_RANGES[name];
+      const value = m[name] as number;
+      if (range && (value < range[0] || value > range[1])) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `out of range ${range[0]}…${range[1]}: ${value}` });
+      }
+    }
+  });
+
+export const readingSchema = z.strictObject({
+  v: z.literal(1),
+  boot: z.number().int().min(0).max(0xffff_ffff),
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  ts: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  m: measurements,
+  id: z.string().optional(),
+});
+
+/** A validated contract reading. */
+export type Reading = z.output<typeof readingSchema>;
+
+export type Encoding = 'cbor' | 'json';
+
+export type RejectCode =
+  | 'GW_PAYLOAD_TOO_LARGE'
+  | 'GW_PAYLOAD_UNDECODABLE'
+  | 'GW_PAYLOAD_INVALID'
+  | 'GW_DEVICE_ID_MISMATCH'
+  | 'GW_TOPIC_INVALID';
+
+export type Rejection = { ok: false; code: RejectCode; reason: string };
+export type Decoded<T> = { ok: true; value: T; encoding: Encoding } | Rejection;
+
+// mapsAsObjects: the contract is a map with string keys; useRecords off so that plain RFC 8949 CBOR from any
+// device library decodes (cbor-x records are an extension only cbor-x speaks).
+const cborDecoder = new Decoder({ mapsAsObjects: true, useRecords: false });
+const cborEncoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
+
+const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/** DESIGN.md: MQTT 5 content type where present, else JSON if the first (non-blank) byte is `{`, else CBOR. */
+export function detectEncoding(payload: Uint8Array, contentType?: string): Encoding {
+  if (contentType !== undefined) {
+    if (/json/i.test(contentType)) return 'json';
+    if (/cbor/i.test(contentType)) return 'cbor';
+  }
+  for (const byte of payload) {
+    if (WHITESPACE.has(byte)) continue;
+    return byte === 0x7b || byte === 0x5b ? 'json' : 'cbor';
+  }
+  return 'cbor';
+}
+
+/** Decodes bytes into an untrusted value; never throws. */
+export function decodePayload(payload: Uint8Array, maxBytes: number, contentType?: string): Decoded<unknown> {
+  if (payload.byteLength > maxBytes) {
+    return { ok: false, code: 'GW_PAYLOAD_TOO_LARGE', reason: `payload of ${payload.byteLength} bytes exceeds ${maxBytes}` };
+  }
+  const encoding = detectEncoding(payload, contentType);
+  try {
+    const value: unknown =
+      encoding === 'json'
+        ? JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'))
+        : cborDecoder.decode(payload);
+    return { ok: true, value, encoding };
+  } catch (err) {
+    return { ok: false, code: 'GW_PAYLOAD_UNDECODABLE', reason: `not valid ${encoding}: ${(err as Error).message}` };
+  }
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => {
+      const path = i.path.map(String).join('.');
+      const message = i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}` : i.message;
+      return path ? `${path}: ${message}` : message;
+    })
+    .join('; ');
+}
+
+/** Validates an untrusted value against the contract for the device named by the topic. */
+export function validateReading(value: unknown, deviceId: string): { ok: true; value: Reading } | Rejection {
+  const parsed = readingSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, code: 'GW_PAYLOAD_INVALID', reason: describeIssues(parsed.error) };
+  if (parsed.data.id !== undefined && parsed.data.id !== deviceId) {
+    return { ok: false, code: 'GW_DEVICE_ID_MISMATCH', reason: `id "${parsed.data.id}" does not match topic device "${deviceId}"` };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+/** decodePayload then validateReading: bytes in, a typed Reading or a rejection with its reason out. */
+export function decodeReading(
+  payload: Uint8Array,
+  deviceId: string,
+  opts: { maxBytes: number; contentType?: string | undefined },
+): Decoded<Reading> {
+  const decoded = decodePayload(payload, opts.maxBytes, opts.contentType);
+  if (!decoded.ok) return decoded;
+  const valid = validateReading(decoded.value, deviceId);
+  return valid.ok ? { ok: true, value: valid.value, encoding: decoded.encoding } : valid;
+}
+
+/** Encodes a reading the way a contract device does. */
+export function encodeReading(reading: Reading, encoding: Encoding): Buffer {
+  return encoding === 'json' ? Buffer.from(JSON.stringify(reading)) : cborEncoder.encode(reading);
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { configSchema, loadConfig } from '../../gateway/config.js';
+import { ConfigError } from '../../gateway/errors.js';
+
+describe('config', () => {
+  it('fills every default from an empty file, and the shipped gateway.yaml equals the defaults', async () => {
+    const defaults = loadConfig({});
+    expect(defaults.mqtt).toEqual({ host: '127.0.0.1', port: 1883 });
+    expect(defaults.http).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(defaults.store.dataDir).toBe('./data');
+    const shipped = parse(await readFile('config/gateway.yaml', 'utf8'));
+    expect(loadConfig(shipped)).toEqual(defaults);
+    expect(Object.keys(shipped).sort()).toEqual(Object.keys(configSchema.parse({})).sort());
+  });
+
+  it('reports every problem at once, each with its path, including unknown keys', () => {
+    let error: unknown;
+    try {
+      loadConfig({ mqtt: { port: 70000, hots: 'x' }, store: { maxBatch: 0 }, ingest: { dedupWindow: 12 }, bogus: 1 });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const issues = (error as ConfigError).issues;
+    const paths = issues.map((i) => i.path).sort();
+    expect(paths).toEqual(['', 'ingest.dedupWindow', 'mqtt', 'mqtt.port', 'store.maxBatch']);
+    expect(issues.find((i) => i.path === '')?.message).toMatch(/unknown key\(s\): bogus/);
+    expect(issues.find((i) => i.path === 'mqtt')?.message).toMatch(/hots/);
+    expect((error as ConfigError).code).toBe('GW_CONFIG_INVALID');
+  });
+
+  it('rejects a foreign topic without exactly one {deviceId} level, and clashing ports', () => {
+    expect(() => loadConfig({ ingest: { foreign: [{ topic: 'tele/+/SENSOR' }] } })).toThrow(/ingest\.foreign\.0\.topic/);
+    expect(() => loadConfig({ ingest: { foreign: [{ topic: 'tele/{deviceId}/#' }] } })).toThrow(ConfigError);
+    expect(() => loadConfig({ mqtt: { port: 9000 }, http: { port: 9000 } })).toThrow(/http\.port: must differ/);
+    expect(loadConfig({ mqtt: { port: 0 }, http: { port: 0 } }).http.port).toBe(0);
+  });
+
+  it('freezes the result', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.ingest.foreign)).toBe(true);
+  });
+});

@@ -72,7 +72,7 @@ describe('the ack waits for the durable write', () => {
     const { gw, ctl } = await gatewayWithControlledDb();
     const dev = await connectDevice(gw.mqttUrl, 'h');
     ctl.failNext(new Error('disk gone'));
-    const closed = new Promise((resolve) => dev.once('close', resolve));
+    const closed = new Promise<void>((resolve) => dev.once('close', () => resolve()));
     dev.publish(telemetryTopic('h'), payload(reading(1, 0)), { qos: 1 });
     await closed;
     const health = await getJson<{ status: string; reason: string }>(`${gw.httpUrl}/healthz`);

@@ -9,6 +9,7 @@ import { startHttp, type HttpServer } from './http/server.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { LevelStore, type Db } from './store/level-store.js';
+import { startForwarder, type Forwarder } from './forward/forwarder.js';
 import { createIngest, type Ingest } from './telemetry/ingest.js';
 
 export interface GatewayDeps {
@@ -16,6 +17,7 @@ export interface GatewayDeps {
   now?: () => number;
   /** Lets tests wrap the database to slow down or fail writes. */
   createDb?: (dir: string) => Db;
+  random?: () => number;
 }
 
 export interface Endpoint {
@@ -38,6 +40,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
   let ingest: Ingest | undefined;
   let broker: Broker | undefined;
   let http: HttpServer | undefined;
+  let forwarder: Forwarder | undefined;
   let closing: Promise<void> | undefined;
 
   async function shutdown(): Promise<void> {
@@ -46,6 +49,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     await broker?.close();
     await http?.close();
     await ingest?.drain();
+    await forwarder?.close(config.shutdown.timeoutMs / 2);
     await store?.close();
     log.info('shut down');
   }
@@ -60,15 +64,40 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       try {
         store = await LevelStore.open(dataDir, deps.createDb);
         log.info({ dataDir }, 'store open');
-        const metrics = createMetrics(() => broker?.aedes.connectedClients ?? 0);
+        const openStore = store;
+        const upstream = config.upstream;
+        const backlogFull = () => upstream.enabled && openStore.outboxStats().bytes >= upstream.backlogBudgetBytes;
+        const metrics = createMetrics({
+          connectedClients: () => broker?.aedes.connectedClients ?? 0,
+          backlog: () => ({ ...openStore.outboxStats(), full: backlogFull() }),
+        });
         const opened = await createIngest({
           store,
-          options: { ...config.ingest, maxBatch: config.store.maxBatch, syncWrites: config.store.syncWrites },
+          options: {
+            ...config.ingest,
+            maxBatch: config.store.maxBatch,
+            syncWrites: config.store.syncWrites,
+            outbox: upstream.enabled,
+          },
           log: log.child({ module: 'ingest' }),
           metrics,
           now,
+          backlogFull,
+          onCommitted: (entries) => forwarder?.committed(entries),
         });
         ingest = opened;
+        if (upstream.enabled) {
+          forwarder = await startForwarder({
+            cfg: upstream,
+            gatewayId: config.gatewayId,
+            store,
+            lastGseq: await store.lastGseq(),
+            log: log.child({ module: 'forwarder' }),
+            metrics,
+            now,
+            random: deps.random ?? Math.random,
+          });
+        }
         const route = createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign });
         broker = await startBroker({
           id: config.gatewayId,
@@ -77,7 +106,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           authorizePublish: createAuthorizePublish({ route, ingest: opened, metrics, now }),
           log: log.child({ module: 'broker' }),
         });
-        const openStore = store;
+        const running = forwarder;
         http = await startHttp(
           config.http.host,
           config.http.port,
@@ -86,11 +115,14 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
             registry: metrics.registry,
             devices: () => opened.devices(),
             totals: () => opened.totals(),
+            forwarding: async () => (running ? running.status() : { enabled: false }),
             unhealthyReason() {
               if (closing) return 'shutting down';
               if (broker?.aedes.closed !== false) return 'broker not running';
               const err = opened.lastWriteError;
-              return err ? `store write failing: ${err.message}` : null;
+              if (err) return `store write failing: ${err.message}`;
+              if (backlogFull()) return 'backlog budget reached: QoS 1/2 readings are not acked';
+              return null;
             },
           }),
           log.child({ module: 'http' }),

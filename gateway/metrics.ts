@@ -1,10 +1,11 @@
 /** Prometheus metrics. One registry per gateway, so that several gateways (tests) can live in one process. */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ForwarderMetrics } from './forward/forwarder.js';
 import type { Qos } from './store/store.js';
 
 export type Outcome = 'received' | 'stored' | 'duplicate' | 'stale' | 'late' | 'rejected';
 
-export interface Metrics {
+export interface Metrics extends ForwarderMetrics {
   readonly registry: Registry;
   outcome(outcome: Outcome, qos: Qos, n?: number): void;
   missing(qos: Qos, delta: number): void;
@@ -13,7 +14,12 @@ export interface Metrics {
   storeFailure(): void;
 }
 
-export function createMetrics(connectedDevices: () => number): Metrics {
+export interface MetricSources {
+  connectedClients(): number;
+  backlog(): { readings: number; bytes: number; full: boolean };
+}
+
+export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   const outcomes = new Counter({
     name: 'sensorgate_readings_total',
@@ -52,12 +58,59 @@ export function createMetrics(connectedDevices: () => number): Metrics {
     help: 'Commit batches that failed; their messages were not acked',
     registers: [registry],
   });
+  const forwarded = new Counter({
+    name: 'sensorgate_upstream_forwarded_total',
+    help: 'Readings published upstream, by upstream QoS',
+    labelNames: ['qos'] as const,
+    registers: [registry],
+  });
+  const upstreamAcked = new Counter({
+    name: 'sensorgate_upstream_acked_total',
+    help: 'Readings acknowledged by the upstream broker (QoS 0: written to the socket), by upstream QoS',
+    labelNames: ['qos'] as const,
+    registers: [registry],
+  });
+  const upstreamDropped = new Counter({
+    name: 'sensorgate_upstream_dropped_total',
+    help: 'QoS 0 readings not forwarded: link down, or the in-memory QoS 0 buffer full',
+    labelNames: ['qos', 'reason'] as const,
+    registers: [registry],
+  });
+  const upstreamConnected = new Gauge({
+    name: 'sensorgate_upstream_connected',
+    help: '1 while the upstream MQTT connection is up',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'sensorgate_backlog_readings',
+    help: 'QoS 1/2 readings in the durable outbox, not yet acknowledged upstream',
+    registers: [registry],
+    collect() {
+      this.set(sources.backlog().readings);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_backlog_bytes',
+    help: 'Bytes of the durable outbox, counted against upstream.backlogBudgetBytes',
+    registers: [registry],
+    collect() {
+      this.set(sources.backlog().bytes);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_backlog_full',
+    help: '1 while the backlog budget is reached and new QoS 1/2 readings are not acked',
+    registers: [registry],
+    collect() {
+      this.set(sources.backlog().full ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'sensorgate_connected_clients',
     help: 'MQTT clients connected to the embedded broker',
     registers: [registry],
     collect() {
-      this.set(connectedDevices());
+      this.set(sources.connectedClients());
     },
   });
 
@@ -71,5 +124,9 @@ export function createMetrics(connectedDevices: () => number): Metrics {
     },
     ack: (qos, ms) => ackSeconds.observe({ qos: String(qos) }, ms / 1000),
     storeFailure: () => failures.inc(),
+    forwarded: (qos, n) => forwarded.inc({ qos: String(qos) }, n),
+    acked: (qos, n) => upstreamAcked.inc({ qos: String(qos) }, n),
+    dropped: (qos, reason, n) => upstreamDropped.inc({ qos: String(qos), reason }, n),
+    connected: (up) => upstreamConnected.set(up ? 1 : 0),
   };
 }

@@ -9,6 +9,7 @@ export interface ApiDeps {
   registry: Registry;
   devices(): DeviceRecord[];
   totals(): readonly [Counters, Counters, Counters];
+  forwarding(): Promise<unknown>;
   /** null when healthy, else why not. */
   unhealthyReason(): string | null;
 }
@@ -49,6 +50,10 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     [
       /^\/api\/v1\/stats$/,
       async (_m, _p, res) => send(res, 200, byQos(deps.totals())),
+    ],
+    [
+      /^\/api\/v1\/forwarding$/,
+      async (_m, _p, res) => send(res, 200, await deps.forwarding()),
     ],
     [
       /^\/api\/v1\/devices$/,

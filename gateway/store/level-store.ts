@@ -3,7 +3,18 @@ import { ClassicLevel } from 'classic-level';
 import { GatewayError } from '../errors.js';
 import { deviceRange, readingKey, seqKey } from './keys.js';
 import { decodeDeadLetter, decodeDevice, decodeReadingValue, decodeValue, encodeDevice, encodeValue } from './records.js';
-import type { CommitEntry, DeadLetter, DeviceRecord, ReadingPage, ReadingQuery, TelemetryStore } from './store.js';
+import type {
+  CommitEntry,
+  DeadLetter,
+  DeviceRecord,
+  OutboxEntry,
+  OutboxStore,
+  ReadingPage,
+  ReadingQuery,
+  SessionRecord,
+  StoredReading,
+  TelemetryStore,
+} from './store.js';
 
 export type Db = ClassicLevel<string, Uint8Array>;
 type Sub = ReturnType<Db['sublevel']> & { batch: unknown };
@@ -18,13 +29,16 @@ function decodeCursor(cursor: string): string {
   return Buffer.from(cursor, 'base64url').toString('utf8');
 }
 
-export class LevelStore implements TelemetryStore {
+export class LevelStore implements TelemetryStore, OutboxStore {
   readonly #db: Db;
   readonly #readings;
   readonly #devices;
   readonly #outbox;
   readonly #deadletter;
   readonly #meta;
+  readonly #session;
+  #outboxReadings = 0;
+  #outboxBytes = 0;
   #closing: Promise<void> | undefined;
 
   private constructor(db: Db) {
@@ -35,6 +49,7 @@ export class LevelStore implements TelemetryStore {
     this.#outbox = sub('outbox');
     this.#deadletter = sub('deadletter');
     this.#meta = sub('meta');
+    this.#session = sub('upstream-session');
   }
 
   /**
@@ -60,6 +75,10 @@ export class LevelStore implements TelemetryStore {
       await db.close();
       throw new GatewayError('GW_STORE_OPEN_FAILED', `store at ${dataDir} has an unsupported schema version`);
     }
+    for await (const [key, value] of store.#outbox.iterator()) {
+      store.#outboxReadings++;
+      store.#outboxBytes += key.length + value.byteLength;
+    }
     return store;
   }
 
@@ -80,13 +99,20 @@ export class LevelStore implements TelemetryStore {
     const ops: Op[] = [];
     const devices = new Map<string, DeviceRecord>();
     let maxGseq = -1;
+    let outboxReadings = 0;
+    let outboxBytes = 0;
     for (const e of entries) {
       maxGseq = Math.max(maxGseq, e.gseq);
       if (e.device) devices.set(e.device.id, e.device);
       if (e.reading) {
         const value = encodeValue(e.reading);
         ops.push({ type: 'put', sublevel: this.#readings as Sub, key: readingKey(e.reading.deviceId, e.reading.ts, e.gseq), value });
-        if (e.outbox) ops.push({ type: 'put', sublevel: this.#outbox as Sub, key: seqKey(e.gseq), value });
+        if (e.outbox) {
+          const key = seqKey(e.gseq);
+          ops.push({ type: 'put', sublevel: this.#outbox as Sub, key, value });
+          outboxReadings++;
+          outboxBytes += key.length + value.byteLength;
+        }
       }
       if (e.deadLetter) {
         ops.push({ type: 'put', sublevel: this.#deadletter as Sub, key: seqKey(e.gseq), value: encodeValue(e.deadLetter) });
@@ -104,6 +130,8 @@ export class LevelStore implements TelemetryStore {
         cause: err,
       });
     }
+    this.#outboxReadings += outboxReadings;
+    this.#outboxBytes += outboxBytes;
   }
 
   async readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage> {
@@ -124,10 +152,53 @@ export class LevelStore implements TelemetryStore {
     return values.map(decodeDeadLetter);
   }
 
-  async outboxCount(): Promise<number> {
-    let n = 0;
-    for await (const _key of this.#outbox.keys()) n++;
-    return n;
+  async outboxAfter(after: number, limit: number, upTo?: number): Promise<OutboxEntry[]> {
+    const range = upTo === undefined ? { gt: seqKey(after) } : { gt: seqKey(after), lte: seqKey(upTo) };
+    const entries = await this.#outbox.iterator({ ...range, limit }).all();
+    return entries.map(([key, value]) => ({
+      gseq: parseInt(key, 16),
+      reading: decodeReadingValue(value),
+      bytes: key.length + value.byteLength,
+    }));
+  }
+
+  outboxStats(): { readings: number; bytes: number } {
+    return { readings: this.#outboxReadings, bytes: this.#outboxBytes };
+  }
+
+  async outboxOldestRx(): Promise<number | null> {
+    const [first] = await this.#outbox.values({ limit: 1 }).all();
+    return first === undefined ? null : (decodeValue(first) as StoredReading).rx;
+  }
+
+  async outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void> {
+    await this.#db.batch(entries.map((e) => ({ type: 'del', sublevel: this.#outbox as Sub, key: seqKey(e.gseq) })) as never, { sync: true });
+    this.#forgetOutbox(entries);
+  }
+
+  async sessionLoad(): Promise<SessionRecord[]> {
+    const values = await this.#session.values().all();
+    return values.map((v) => decodeValue(v) as SessionRecord);
+  }
+
+  async sessionPut(record: SessionRecord): Promise<void> {
+    const key = seqKey((record.entries[0] as { gseq: number }).gseq);
+    await this.#db.batch([{ type: 'put', sublevel: this.#session as Sub, key, value: encodeValue(record) }] as never, { sync: true });
+  }
+
+  async sessionComplete(record: SessionRecord): Promise<void> {
+    const keys = record.entries.map((e) => seqKey(e.gseq));
+    const ops = [
+      { type: 'del', sublevel: this.#session as Sub, key: keys[0] },
+      ...keys.map((key) => ({ type: 'del', sublevel: this.#outbox as Sub, key })),
+    ];
+    await this.#db.batch(ops as never, { sync: true });
+    this.#forgetOutbox(record.entries);
+  }
+
+  #forgetOutbox(entries: readonly { bytes: number }[]): void {
+    this.#outboxReadings -= entries.length;
+    for (const e of entries) this.#outboxBytes -= e.bytes;
   }
 
   /** Idempotent: every call returns the same promise. */

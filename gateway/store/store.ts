@@ -93,6 +93,37 @@ export interface TelemetryStore {
   write(entries: readonly CommitEntry[], sync: boolean): Promise<void>;
   readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage>;
   deadLetters(limit: number): Promise<DeadLetter[]>;
-  outboxCount(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** An outbox entry: a QoS 1/2 reading waiting to be forwarded upstream. */
+export interface OutboxEntry {
+  gseq: number;
+  reading: StoredReading;
+  /** Bytes it takes in the outbox, as counted against the backlog budget. */
+  bytes: number;
+}
+
+/** The forwarder's persistent MQTT session: one record per upstream packet in flight. */
+export interface SessionRecord {
+  /** The outbox entries this packet carries (several when the backlog is sent in batches). */
+  entries: { gseq: number; bytes: number }[];
+  /** The MQTT packet as MQTT.js stored it (PUBLISH, then PUBREL once the broker sent PUBREC). */
+  packet: Record<string, unknown>;
+}
+
+/** The outbox and the upstream session, written so that finishing a packet and removing its entries are one batch. */
+export interface OutboxStore {
+  /** Entries with gseq > after (and ≤ upTo), in gseq order. */
+  outboxAfter(after: number, limit: number, upTo?: number): Promise<OutboxEntry[]>;
+  outboxStats(): { readings: number; bytes: number };
+  /** Receive time of the oldest entry, or null when the outbox is empty. */
+  outboxOldestRx(): Promise<number | null>;
+  /** Removes entries that went upstream at QoS 0 (no session state). */
+  outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void>;
+  sessionLoad(): Promise<SessionRecord[]>;
+  /** Durably (fsync) records a packet before it is sent. */
+  sessionPut(record: SessionRecord): Promise<void>;
+  /** Atomically and durably forgets the packet and removes the outbox entries it carried. */
+  sessionComplete(record: SessionRecord): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * commit then settles entries in arrival order. If a batch fails, every device touched since the last successful
  * batch is rolled back to its durable state and none of those messages is acked.
  */
+import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
 import type { TopicRoute } from '../broker/topics.js';
@@ -39,6 +40,8 @@ export interface IngestOptions {
   maxBatch: number;
   /** Off only for users who accept losing acked readings on power loss (see README). */
   syncWrites: boolean;
+  /** Write QoS 1/2 readings to the outbox (when forwarding upstream is enabled). */
+  outbox: boolean;
 }
 
 export interface IngestDeps {
@@ -47,6 +50,10 @@ export interface IngestDeps {
   log: Logger;
   metrics: Metrics;
   now(): number;
+  /** True while the outbox is over its byte budget: new QoS 1/2 readings are then refused, not acked. */
+  backlogFull?: () => boolean;
+  /** Told about every successful commit (the forwarder). */
+  onCommitted?: (entries: readonly CommitEntry[]) => void;
 }
 
 type QosCounters = readonly [Counters, Counters, Counters];
@@ -71,6 +78,8 @@ export interface Ingest {
   devices(): DeviceRecord[];
   /** Per-QoS totals over all devices, as of the last successful write. */
   totals(): QosCounters;
+  /** True while new QoS 1/2 readings are refused because the backlog budget is reached. */
+  readonly refusing: boolean;
   /** The last write failure, cleared by the next successful write. */
   readonly lastWriteError: Error | null;
   /** Waits until everything accepted so far has been written or failed. */
@@ -115,6 +124,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         for (const o of e.outcomes) metrics.outcome(o, e.qos);
         if (e.missingDelta !== 0) metrics.missing(e.qos, e.missingDelta);
       }
+      deps.onCommitted?.(entries);
     },
     onFailure(entries, err) {
       lastWriteError = err instanceof Error ? err : new Error(String(err));
@@ -129,6 +139,19 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       log.error({ err, entries: entries.length }, 'store write failed: nothing in it is acked, devices will retry');
     },
   });
+
+  let refusing = false;
+  /** The budget gate: a refused reading is not acked, so the device keeps it and sends it again later. */
+  function refuse(msg: InboundMessage): Promise<void> | null {
+    if (msg.qos === 0 || !options.outbox) return null;
+    const full = deps.backlogFull?.() === true;
+    if (full !== refusing) {
+      refusing = full;
+      if (full) log.warn('backlog budget reached: new QoS 1/2 readings are not acked until the upstream drains it');
+      else log.info('backlog below budget again: acking QoS 1/2 readings');
+    }
+    return full ? Promise.reject(new GatewayError('GW_BACKLOG_FULL', 'backlog budget reached')) : null;
+  }
 
   function record(id: string): DeviceRecord {
     return pending.get(id) ?? emptyRecord(id);
@@ -186,7 +209,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     const entry: Entry = { gseq: ++gseq, device, outcomes, qos: msg.qos, missingDelta: c.missingDelta };
     if (stored) {
       entry.reading = { deviceId, boot: r.boot, seq: r.seq, ts: r.ts, rx, qos: msg.qos, m: r.m };
-      entry.outbox = msg.qos > 0;
+      entry.outbox = options.outbox && msg.qos > 0;
     }
     if (c.verdict !== 'new') log.debug({ deviceId, reading: { boot: r.boot, seq: r.seq }, verdict: c.verdict }, 'not new');
     return enqueue(entry);
@@ -206,13 +229,15 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     if (f.verdict === 'new') {
       const reading: StoredReading = { deviceId, boot: 0, seq: f.seq, ts: rx, rx, qos: msg.qos, m: measured.m, foreign: true };
       entry.reading = reading;
-      entry.outbox = msg.qos > 0;
+      entry.outbox = options.outbox && msg.qos > 0;
     }
     return enqueue(entry);
   }
 
   return {
     accept(msg, route) {
+      const refused = route.kind === 'badDevice' ? null : refuse(msg);
+      if (refused) return refused;
       const rx = now();
       switch (route.kind) {
         case 'telemetry':
@@ -236,6 +261,9 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     },
     get lastWriteError() {
       return lastWriteError;
+    },
+    get refusing() {
+      return refusing;
     },
     drain: () => commit.drain(),
   };

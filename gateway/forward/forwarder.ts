@@ -143,6 +143,8 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       inFlight--;
       if (inFlight === 0) idle?.();
       if (err) {
+        // Once in the session, MQTT.js sends it again itself (after a restart at the latest).
+        if (entries.some((e) => session.holds(e.gseq))) return;
         // Never stored nor sent (the connection closed while MQTT.js had it queued): send it again later.
         pendingPayloads.delete(payloadKey(body));
         for (const e of entries) inSession.delete(e.gseq);
@@ -203,7 +205,11 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       for (const r of qos0.splice(0)) {
         forwarded[0]++;
         metrics.forwarded(0, 1);
-        link.client.publish(topicOf(r.deviceId), encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding), { qos: 0 });
+        link.client.publish(topicOf(r.deviceId), encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding), { qos: 0 }, (err) => {
+          if (err) return drop(0, 'link_down', 1);
+          acked[0]++;
+          metrics.acked(0, 1);
+        });
       }
       let slots = window - inFlight;
       if (slots <= 0) return;
@@ -307,6 +313,7 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
           clearTimeout(timer);
         }
         await link.close();
+        await session.drain();
       })();
       return closed;
     },

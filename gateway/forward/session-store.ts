@@ -9,7 +9,8 @@
  */
 import { Readable } from 'node:stream';
 import type { IStore, Packet } from 'mqtt';
-import type { OutboxStore, SessionRecord } from '../store/store.js';
+import { GroupCommit } from '../store/group-commit.js';
+import type { OutboxStore, SessionChange, SessionRecord } from '../store/store.js';
 
 type Callback = (error?: Error, packet?: Packet) => void;
 
@@ -24,21 +25,44 @@ export class SessionStore implements IStore {
   readonly #db: OutboxStore;
   readonly #index: PayloadIndex;
   readonly #byMessageId = new Map<number, SessionRecord>();
+  readonly #held = new Set<number>();
+  /**
+   * Writes are grouped, and settle in the order they were made: MQTT.js sends a packet when its put settles, so
+   * this keeps the wire order equal to the publish order (and shares one fsync among many packets).
+   */
+  readonly #writes: GroupCommit<SessionChange>;
 
   private constructor(db: OutboxStore, index: PayloadIndex) {
     this.#db = db;
     this.#index = index;
+    this.#writes = new GroupCommit<SessionChange>({
+      maxBatch: 512,
+      now: Date.now,
+      write: (changes) => this.#db.sessionWrite(changes),
+      onFailure: () => undefined,
+      onCommitted: () => undefined,
+    });
   }
 
   static async open(db: OutboxStore, index: PayloadIndex): Promise<SessionStore> {
     const store = new SessionStore(db, index);
-    for (const record of await db.sessionLoad()) store.#byMessageId.set(record.packet.messageId as number, record);
+    for (const record of await db.sessionLoad()) store.#remember(record);
     return store;
   }
 
   /** Outbox entries held by packets in flight: the forwarder must not publish them again. */
   inFlightEntries(): number[] {
-    return [...this.#byMessageId.values()].flatMap((r) => r.entries.map((e) => e.gseq));
+    return [...this.#held];
+  }
+
+  /** Whether the entry is in a packet the session holds (so MQTT.js, not the forwarder, will send it again). */
+  holds(gseq: number): boolean {
+    return this.#held.has(gseq);
+  }
+
+  #remember(record: SessionRecord): void {
+    this.#byMessageId.set(record.packet.messageId as number, record);
+    for (const e of record.entries) this.#held.add(e.gseq);
   }
 
   get size(): number {
@@ -54,9 +78,9 @@ export class SessionStore implements IStore {
       return this;
     }
     const record: SessionRecord = { entries, packet: { ...(packet as unknown as Record<string, unknown>) } };
-    this.#db.sessionPut(record).then(
+    this.#writes.enqueue({ put: record }, true).then(
       () => {
-        this.#byMessageId.set(messageId, record);
+        this.#remember(record);
         cb();
       },
       (err: Error) => cb(err),
@@ -77,9 +101,10 @@ export class SessionStore implements IStore {
       cb(new Error('missing packet'));
       return this;
     }
-    this.#db.sessionComplete(record).then(
+    this.#writes.enqueue({ complete: record }, true).then(
       () => {
         this.#byMessageId.delete(packet.messageId as number);
+        for (const e of record.entries) this.#held.delete(e.gseq);
         this.#index.completed(record);
         cb(undefined, record.packet as unknown as Packet);
       },
@@ -97,6 +122,11 @@ export class SessionStore implements IStore {
   }
 
   close(cb: (error?: Error) => void): void {
-    cb();
+    this.#writes.drain().then(() => cb(), cb);
+  }
+
+  /** Waits for session writes under way. */
+  drain(): Promise<void> {
+    return this.#writes.drain();
   }
 }

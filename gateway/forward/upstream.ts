@@ -80,26 +80,25 @@ export async function connectUpstream(
     timer = setTimeout(() => {
       timer = undefined;
       reconnects++;
-      client.reconnect();
+      // Without the stores, MQTT.js's reconnect() swaps in fresh in-memory ones and the session would be lost.
+      client.reconnect({ outgoingStore, incomingStore: client.incomingStore });
     }, delay);
   });
 
-  const link = Object.assign(events, {
-    client,
-    get connected() {
-      return connected;
+  // defineProperties, not Object.assign: assign would copy the getters' current values once.
+  return Object.defineProperties(events, {
+    client: { value: client },
+    connected: { get: () => connected },
+    reconnects: { get: () => reconnects },
+    close: {
+      value: () => {
+        closing ??= (async () => {
+          clearTimeout(timer);
+          // Forced: a graceful end would wait for every in-flight ack; the session store keeps those packets anyway.
+          await client.endAsync(true);
+        })();
+        return closing;
+      },
     },
-    get reconnects() {
-      return reconnects;
-    },
-    close() {
-      closing ??= (async () => {
-        clearTimeout(timer);
-        // Forced: a graceful end would wait for every in-flight ack; the session store keeps those packets anyway.
-        await client.endAsync(true);
-      })();
-      return closing;
-    },
-  });
-  return link;
+  }) as UpstreamLink;
 }

@@ -11,6 +11,7 @@ import type {
   OutboxStore,
   ReadingPage,
   ReadingQuery,
+  SessionChange,
   SessionRecord,
   StoredReading,
   TelemetryStore,
@@ -181,19 +182,22 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     return values.map((v) => decodeValue(v) as SessionRecord);
   }
 
-  async sessionPut(record: SessionRecord): Promise<void> {
-    const key = seqKey((record.entries[0] as { gseq: number }).gseq);
-    await this.#db.batch([{ type: 'put', sublevel: this.#session as Sub, key, value: encodeValue(record) }] as never, { sync: true });
-  }
-
-  async sessionComplete(record: SessionRecord): Promise<void> {
-    const keys = record.entries.map((e) => seqKey(e.gseq));
-    const ops = [
-      { type: 'del', sublevel: this.#session as Sub, key: keys[0] },
-      ...keys.map((key) => ({ type: 'del', sublevel: this.#outbox as Sub, key })),
-    ];
+  async sessionWrite(changes: readonly SessionChange[]): Promise<void> {
+    const ops: { type: 'put' | 'del'; sublevel: Sub; key: string; value?: Uint8Array }[] = [];
+    const removed: { bytes: number }[] = [];
+    for (const change of changes) {
+      if ('put' in change) {
+        const key = seqKey((change.put.entries[0] as { gseq: number }).gseq);
+        ops.push({ type: 'put', sublevel: this.#session as Sub, key, value: encodeValue(change.put) });
+      } else {
+        const entries = change.complete.entries;
+        ops.push({ type: 'del', sublevel: this.#session as Sub, key: seqKey((entries[0] as { gseq: number }).gseq) });
+        for (const e of entries) ops.push({ type: 'del', sublevel: this.#outbox as Sub, key: seqKey(e.gseq) });
+        removed.push(...entries);
+      }
+    }
     await this.#db.batch(ops as never, { sync: true });
-    this.#forgetOutbox(record.entries);
+    this.#forgetOutbox(removed);
   }
 
   #forgetOutbox(entries: readonly { bytes: number }[]): void {

@@ -122,8 +122,11 @@ export interface OutboxStore {
   /** Removes entries that went upstream at QoS 0 (no session state). */
   outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void>;
   sessionLoad(): Promise<SessionRecord[]>;
-  /** Durably (fsync) records a packet before it is sent. */
-  sessionPut(record: SessionRecord): Promise<void>;
-  /** Atomically and durably forgets the packet and removes the outbox entries it carried. */
-  sessionComplete(record: SessionRecord): Promise<void>;
+  /**
+   * One durable (fsync'd) batch of session changes: `put` records a packet before it is sent; `complete` forgets a
+   * packet the broker acknowledged and removes the outbox entries it carried, atomically.
+   */
+  sessionWrite(changes: readonly SessionChange[]): Promise<void>;
 }
+
+export type SessionChange = { put: SessionRecord } | { complete: SessionRecord };

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
+import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { startMosquitto, subscribeUpstream, type Received } from '../helpers/mosquitto.js';
+
+type Forwarding = {
+  connected: boolean;
+  inFlight: number;
+  backlog: { readings: number; bytes: number; oldestAgeMs: number | null };
+  forwarded: number[];
+  acked: number[];
+  dropped: number[];
+};
+
+const upstreamConfig = (url: string, extra: Record<string, unknown> = {}) => ({
+  gatewayId: 'gw-test',
+  upstream: { enabled: true, url, backoff: { baseMs: 50, capMs: 200, stableMs: 1000 }, ...extra },
+});
+
+async function forwarding(httpUrl: string): Promise<Forwarding> {
+  return (await getJson<Forwarding>(`${httpUrl}/api/v1/forwarding`)).body;
+}
+
+function seqsOf(received: Received[], deviceId: string): number[] {
+  return received.filter((r) => r.body.deviceId === deviceId).map((r) => r.body.seq as number);
+}
+
+describe('forwarding to a real upstream broker (Mosquitto)', () => {
+  it('forwards every reading with the contract topic, payload and mid, in order per device', async () => {
+    const broker = await startMosquitto();
+    const cloud = await subscribeUpstream(broker.url);
+    const gw = await startTestGateway({ config: upstreamConfig(broker.url) });
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).connected).toBe(true);
+
+    const a = await connectDevice(gw.mqttUrl, 'fa');
+    const b = await connectDevice(gw.mqttUrl, 'fb');
+    const n = 200;
+    await Promise.all([
+      ...Array.from({ length: n }, (_, seq) => a.publishAsync(telemetryTopic('fa'), payload(reading(1, seq)), { qos: 1 })),
+      ...Array.from({ length: n }, (_, seq) => b.publishAsync(telemetryTopic('fb'), payload(reading(4, seq), 'json'), { qos: 2 })),
+    ]);
+    await a.publishAsync(telemetryTopic('fa'), payload(reading(1, n)), { qos: 0 });
+    await expect.poll(() => cloud.received.length, { timeout: 15_000 }).toBe(2 * n + 1);
+
+    // QoS 0 goes from memory and may overtake QoS 1 readings of the same device waiting in the outbox.
+    const fa = cloud.received.filter((r) => r.body.deviceId === 'fa');
+    expect(fa.filter((r) => r.qos === 1).map((r) => r.body.seq)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(fa.filter((r) => r.qos === 0).map((r) => r.body.seq)).toEqual([n]);
+    expect(seqsOf(cloud.received, 'fb')).toEqual(Array.from({ length: n }, (_, i) => i));
+    const first = cloud.received.find((r) => r.body.deviceId === 'fb' && r.body.seq === 7);
+    const sent = reading(4, 7);
+    expect(first?.topic).toBe('sensorgate/gw-test/fb/telemetry');
+    expect(first?.qos).toBe(2);
+    expect(first?.body).toEqual({ deviceId: 'fb', boot: 4, seq: 7, ts: sent.ts, m: sent.m, rx: expect.any(Number), qos: 2, gw: 'gw-test', mid: 'fb:4:7' });
+
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
+    const status = await forwarding(gw.httpUrl);
+    expect(status.acked).toEqual([1, n, n]);
+    expect(status.backlog.bytes).toBe(0);
+  });
+
+  it('keeps ingesting through an outage, then sends live readings first and drains the backlog behind them', async () => {
+    const broker = await startMosquitto();
+    const cloud = await subscribeUpstream(broker.url);
+    const gw = await startTestGateway({ config: upstreamConfig(broker.url, { backfillRate: 200 }) });
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).connected).toBe(true);
+
+    await broker.stop();
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).connected).toBe(false);
+    const dev = await connectDevice(gw.mqttUrl, 'out');
+    const backlog = 400;
+    await Promise.all(Array.from({ length: backlog }, (_, seq) => dev.publishAsync(telemetryTopic('out'), payload(reading(1, seq)), { qos: 1 })));
+    const during = await forwarding(gw.httpUrl);
+    expect(during.backlog.readings).toBe(backlog);
+    expect(during.backlog.bytes).toBeGreaterThan(0);
+    const metrics = (await getJson<string>(`${gw.httpUrl}/metrics`)).body;
+    expect(metrics).toMatch(new RegExp(`sensorgate_backlog_readings ${backlog}`));
+
+    await broker.start();
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).connected, { timeout: 10_000 }).toBe(true);
+    const live = await connectDevice(gw.mqttUrl, 'live');
+    for (let seq = 0; seq < 10; seq++) await live.publishAsync(telemetryTopic('live'), payload(reading(1, seq)), { qos: 1 });
+
+    await expect.poll(() => cloud.received.length, { timeout: 20_000 }).toBe(backlog + 10);
+    expect(seqsOf(cloud.received, 'out')).toEqual(Array.from({ length: backlog }, (_, i) => i));
+    expect(seqsOf(cloud.received, 'live')).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    const order = cloud.received.map((r) => r.body.deviceId);
+    expect(order.lastIndexOf('live')).toBeLessThan(order.lastIndexOf('out'));
+    expect(cloud.received.filter((r) => r.body.deviceId === 'out').every((r) => r.body.hist === true)).toBe(true);
+    expect(cloud.received.filter((r) => r.body.deviceId === 'live').every((r) => r.body.hist === undefined)).toBe(true);
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
+    expect((await getJson<string>(`${gw.httpUrl}/metrics`)).body).toMatch(/sensorgate_backlog_readings 0/);
+  });
+});

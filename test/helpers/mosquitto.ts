@@ -29,9 +29,9 @@ export interface Mosquitto {
 }
 
 /** A real Mosquitto from Debian on a free port with persistence on; stopped when the test finishes. */
-export async function startMosquitto(): Promise<Mosquitto> {
+export async function startMosquitto(opts: { port?: number } = {}): Promise<Mosquitto> {
   const dir = await tempDir('sensorgate-mosquitto-');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const conf = join(dir, 'mosquitto.conf');
   await writeFile(
     conf,

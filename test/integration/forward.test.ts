@@ -1,7 +1,8 @@
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson, startTestGateway } from '../helpers/gateway.js';
-import { startMosquitto, subscribeUpstream, type Received } from '../helpers/mosquitto.js';
+import { freePort, startMosquitto, subscribeUpstream, type Received } from '../helpers/mosquitto.js';
 
 type Forwarding = {
   connected: boolean;
@@ -90,5 +91,36 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     expect(cloud.received.filter((r) => r.body.deviceId === 'live').every((r) => r.body.hist === undefined)).toBe(true);
     await expect.poll(async () => (await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
     expect((await getJson<string>(`${gw.httpUrl}/metrics`)).body).toMatch(/sensorgate_backlog_readings 0/);
+  });
+
+  it('stops acking QoS 1/2 when the backlog budget is reached, drops nothing, and resumes when it drains', async () => {
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    const gw = await startTestGateway({ config: upstreamConfig(url, { backlogBudgetBytes: 2048 }) });
+    const dev = await connectDevice(gw.mqttUrl, 'full', { reconnectPeriod: 50 });
+
+    let acked = 0;
+    let refused: Promise<unknown> | undefined;
+    for (let seq = 0; seq < 200 && !refused; seq++) {
+      const published = dev.publishAsync(telemetryTopic('full'), payload(reading(1, seq)), { qos: 1 });
+      const outcome = await Promise.race([published.then(() => 'acked'), once(dev, 'close').then(() => 'refused')]);
+      if (outcome === 'acked') acked++;
+      else refused = published;
+    }
+    expect(refused).toBeDefined();
+    expect(acked).toBeGreaterThan(5);
+    const health = await getJson<{ reason: string }>(`${gw.httpUrl}/healthz`);
+    expect(health.status).toBe(503);
+    expect(health.body.reason).toMatch(/backlog budget/);
+    expect((await getJson<string>(`${gw.httpUrl}/metrics`)).body).toMatch(/sensorgate_backlog_full 1/);
+    const stored = async () => (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/full/readings`)).body.readings.length;
+    expect(await stored()).toBe(acked);
+
+    await startMosquitto({ port });
+    await refused;
+    expect(await stored()).toBe(acked + 1);
+    await expect.poll(async () => (await forwarding(gw.httpUrl)).acked[1], { timeout: 10_000 }).toBe(acked + 1);
+    expect((await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
+    expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
   });
 });

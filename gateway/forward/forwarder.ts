@@ -78,6 +78,7 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   });
   /** Outbox entries handed to MQTT.js and not yet acknowledged. */
   const inSession = new Set<number>(session.inFlightEntries());
+  if (session.size > 0) log.info({ packets: session.size }, 'resuming the upstream session: packets in flight will be sent again');
   let highest = deps.lastGseq;
   let boundary = highest;
   let liveCursor = highest;

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson, startTestGateway } from '../helpers/gateway.js';
@@ -103,7 +102,7 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     let refused: Promise<unknown> | undefined;
     for (let seq = 0; seq < 200 && !refused; seq++) {
       const published = dev.publishAsync(telemetryTopic('full'), payload(reading(1, seq)), { qos: 1 });
-      const outcome = await Promise.race([published.then(() => 'acked'), once(dev, 'close').then(() => 'refused')]);
+      const outcome = await Promise.race([published.then(() => 'acked'), new Promise<string>((resolve) => dev.once('close', () => resolve('refused')))]);
       if (outcome === 'acked') acked++;
       else refused = published;
     }

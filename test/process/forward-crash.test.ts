@@ -1,0 +1,101 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createRng } from '../../device-sim/random.js';
+import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
+import { getJson } from '../helpers/gateway.js';
+import { startMosquitto, subscribeUpstream } from '../helpers/mosquitto.js';
+import { startGatewayProcess } from '../helpers/process.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const CYCLES = 6;
+const PER_CYCLE = 150;
+
+describe('forwarding across crashes', () => {
+  it('after repeated SIGKILLs mid-forward, upstream has every acked QoS 1 reading at least once and every QoS 2 reading exactly once', async () => {
+    const broker = await startMosquitto();
+    const cloud = await subscribeUpstream(broker.url);
+    const dir = await tempDir();
+    const config = join(dir, 'gateway.yaml');
+    await writeFile(
+      config,
+      `gatewayId: crash\nupstream:\n  enabled: true\n  url: ${broker.url}\n  backoff: { baseMs: 20, capMs: 100, stableMs: 1000 }\n`,
+    );
+    const dataDir = join(dir, 'data');
+    const rng = createRng('crash-test');
+    const acked = { 1: new Set<string>(), 2: new Set<string>() };
+    let kills = 0;
+
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      const gw = await startGatewayProcess(dataDir, ["--config", config]);
+      const url = `mqtt://127.0.0.1:${gw.ready.mqtt.port}`;
+      const devices = { 1: await connectDevice(url, 'crash-q1'), 2: await connectDevice(url, 'crash-q2') };
+      const start = cloud.received.length;
+      const killAt = start + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
+      const killed = new Promise<void>((resolve) => {
+        const check = () => {
+          if (cloud.received.length >= killAt) {
+            cloud.client.off('message', check);
+            gw.child.kill('SIGKILL');
+            kills++;
+            resolve();
+          }
+        };
+        cloud.client.on('message', check);
+        void gw.exited.then(() => {
+          cloud.client.off('message', check);
+          resolve();
+        });
+      });
+      const sends = ([1, 2] as const).flatMap((qos) =>
+        Array.from({ length: PER_CYCLE }, (_, i) => {
+          const seq = cycle * PER_CYCLE + i;
+          const id = qos === 1 ? 'crash-q1' : 'crash-q2';
+          return devices[qos]
+            .publishAsync(telemetryTopic(id), payload(reading(1, seq)), { qos })
+            .then(() => acked[qos].add(`${id}:1:${seq}`))
+            .catch(() => undefined);
+        }),
+      );
+      // Kill mid-forward; if forwarding of this cycle finished first, kill anyway.
+      await Promise.race([killed, Promise.all(sends).then(() => undefined)]);
+      if (gw.child.exitCode === null && gw.child.signalCode === null) {
+        gw.child.kill('SIGKILL');
+        kills++;
+      }
+      await gw.exited;
+      await Promise.all([devices[1].endAsync(true), devices[2].endAsync(true)]);
+      await Promise.all(sends);
+    }
+
+    const final = await startGatewayProcess(dataDir, ['--config', config]);
+    const http = `http://127.0.0.1:${final.ready.http.port}`;
+    await expect
+      .poll(async () => (await getJson<{ backlog: { readings: number }; inFlight: number }>(`${http}/api/v1/forwarding`)).body.backlog.readings, {
+        timeout: 30_000,
+      })
+      .toBe(0);
+    const ackedCount = acked[1].size + acked[2].size;
+    expect(ackedCount).toBeGreaterThan(CYCLES * PER_CYCLE);
+    expect(kills).toBe(CYCLES);
+
+    const counts = new Map<string, number>();
+    const waitAll = () => [...acked[1], ...acked[2]].every((mid) => (counts.get(mid) ?? 0) > 0);
+    await expect
+      .poll(
+        () => {
+          counts.clear();
+          for (const r of cloud.received) counts.set(r.body.mid as string, (counts.get(r.body.mid as string) ?? 0) + 1);
+          return waitAll();
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(true);
+    const q2Dups = [...counts].filter(([mid, n]) => mid.startsWith('crash-q2') && n > 1);
+    expect(q2Dups).toEqual([]);
+    const missing = [...acked[1], ...acked[2]].filter((mid) => !counts.has(mid));
+    expect(missing).toEqual([]);
+    final.child.kill('SIGTERM');
+    expect(await final.exited).toBe(0);
+  });
+});

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng } from '../../device-sim/random.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson } from '../helpers/gateway.js';
+import { startAedesUpstream } from '../helpers/aedes-upstream.js';
 import { startMosquitto, subscribeUpstream } from '../helpers/mosquitto.js';
 import { startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -11,15 +12,49 @@ import { tempDir } from '../helpers/temp-dir.js';
 const CYCLES = 6;
 const PER_CYCLE = 150;
 
+/** What reached the upstream broker's subscribers: mids in arrival order, and a way to wait for the next one. */
+interface Cloud {
+  mids: string[];
+  onMessage(listener: () => void): () => void;
+}
+
+async function mosquittoCloud(): Promise<{ url: string; cloud: Cloud }> {
+  const broker = await startMosquitto();
+  const sub = await subscribeUpstream(broker.url);
+  const mids: string[] = [];
+  const listeners = new Set<() => void>();
+  sub.client.on('message', () => {
+    const last = sub.received.at(-1);
+    if (last) mids.push(last.body.mid as string);
+    for (const l of listeners) l();
+  });
+  return { url: broker.url, cloud: { mids, onMessage: (l) => (listeners.add(l), () => listeners.delete(l)) } };
+}
+
+/** Aedes routes a QoS 2 message on PUBLISH, before PUBREC, so a resent PUBLISH it does not recognise shows up twice. */
+async function aedesCloud(): Promise<{ url: string; cloud: Cloud }> {
+  const upstream = await startAedesUpstream();
+  const mids: string[] = [];
+  const listeners = new Set<() => void>();
+  upstream.aedes.on('publish', (packet, client) => {
+    if (!client?.id.startsWith('sensorgate-')) return;
+    mids.push((JSON.parse(packet.payload.toString()) as { mid: string }).mid);
+    for (const l of listeners) l();
+  });
+  return { url: upstream.url, cloud: { mids, onMessage: (l) => (listeners.add(l), () => listeners.delete(l)) } };
+}
+
 describe('forwarding across crashes', () => {
-  it('after repeated SIGKILLs mid-forward, upstream has every acked QoS 1 reading at least once and every QoS 2 reading exactly once', async () => {
-    const broker = await startMosquitto();
-    const cloud = await subscribeUpstream(broker.url);
+  it.each([
+    ['Mosquitto', mosquittoCloud],
+    ['Aedes', aedesCloud],
+  ] as const)('after repeated SIGKILLs mid-forward to %s, upstream has every acked QoS 1 reading at least once and every QoS 2 reading exactly once', async (_name, startCloud) => {
+    const { url: upstreamUrl, cloud } = await startCloud();
     const dir = await tempDir();
     const config = join(dir, 'gateway.yaml');
     await writeFile(
       config,
-      `gatewayId: crash\nupstream:\n  enabled: true\n  url: ${broker.url}\n  backoff: { baseMs: 20, capMs: 100, stableMs: 1000 }\n`,
+      `gatewayId: crash\nupstream:\n  enabled: true\n  url: ${upstreamUrl}\n  backoff: { baseMs: 20, capMs: 100, stableMs: 1000 }\n`,
     );
     const dataDir = join(dir, 'data');
     const rng = createRng('crash-test');
@@ -30,20 +65,18 @@ describe('forwarding across crashes', () => {
       const gw = await startGatewayProcess(dataDir, ["--config", config]);
       const url = `mqtt://127.0.0.1:${gw.ready.mqtt.port}`;
       const devices = { 1: await connectDevice(url, 'crash-q1'), 2: await connectDevice(url, 'crash-q2') };
-      const start = cloud.received.length;
-      const killAt = start + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
+      const killAt = cloud.mids.length + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
       const killed = new Promise<void>((resolve) => {
-        const check = () => {
-          if (cloud.received.length >= killAt) {
-            cloud.client.off('message', check);
+        const stop = cloud.onMessage(() => {
+          if (cloud.mids.length >= killAt) {
+            stop();
             gw.child.kill('SIGKILL');
             kills++;
             resolve();
           }
-        };
-        cloud.client.on('message', check);
+        });
         void gw.exited.then(() => {
-          cloud.client.off('message', check);
+          stop();
           resolve();
         });
       });
@@ -85,7 +118,7 @@ describe('forwarding across crashes', () => {
       .poll(
         () => {
           counts.clear();
-          for (const r of cloud.received) counts.set(r.body.mid as string, (counts.get(r.body.mid as string) ?? 0) + 1);
+          for (const mid of cloud.mids) counts.set(mid, (counts.get(mid) ?? 0) + 1);
           return waitAll();
         },
         { timeout: 15_000 },

@@ -1,0 +1,85 @@
+import type { AedesPublishPacket, Client } from 'aedes';
+import { describe, expect, it } from 'vitest';
+import { startAedesUpstream, type AedesUpstream } from '../helpers/aedes-upstream.js';
+import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
+import { getJson, startTestGateway } from '../helpers/gateway.js';
+
+const GATEWAY_CLIENT = 'sensorgate-gw-f';
+const upstreamConfig = (url: string) => ({
+  gatewayId: 'gw-f',
+  upstream: { enabled: true, url, backoff: { baseMs: 20, capMs: 100, stableMs: 1000 } },
+});
+
+/**
+ * What the upstream broker delivered to its subscribers, counted by mid. Aedes emits 'publish' once per message it
+ * accepts and routes; a duplicate it recognises (a QoS 2 DUP whose id it holds) is not routed again.
+ */
+function deliveries(upstream: AedesUpstream, onDelivery?: (packet: AedesPublishPacket, client: Client) => void) {
+  const counts = new Map<string, number>();
+  upstream.aedes.on('publish', (packet, client: Client | null) => {
+    if (client?.id !== GATEWAY_CLIENT) return;
+    const mid = (JSON.parse(packet.payload.toString()) as { mid: string }).mid;
+    counts.set(mid, (counts.get(mid) ?? 0) + 1);
+    onDelivery?.(packet, client);
+  });
+  return counts;
+}
+
+async function backlogReadings(httpUrl: string): Promise<number> {
+  return (await getJson<{ backlog: { readings: number } }>(`${httpUrl}/api/v1/forwarding`)).body.backlog.readings;
+}
+
+describe('forwarding against an upstream that misbehaves (a second Aedes)', () => {
+  it('QoS 2: the upstream drops the connection after routing a message, before PUBREC; each reading is still delivered exactly once', async () => {
+    const upstream = await startAedesUpstream();
+    let routed = 0;
+    // Aedes routes a QoS 2 PUBLISH to subscribers before it sends PUBREC: cut the gateway off right then.
+    const counts = deliveries(upstream, (packet, client) => {
+      if (packet.qos === 2 && ++routed % 7 === 0) client.conn.destroy();
+    });
+    const gw = await startTestGateway({ config: upstreamConfig(upstream.url) });
+    const dev = await connectDevice(gw.mqttUrl, 'q2');
+    const n = 150;
+    await Promise.all(Array.from({ length: n }, (_, seq) => dev.publishAsync(telemetryTopic('q2'), payload(reading(1, seq)), { qos: 2 })));
+
+    await expect.poll(() => backlogReadings(gw.httpUrl), { timeout: 20_000 }).toBe(0);
+    expect(counts.size).toBe(n);
+    expect([...counts.values()].every((c) => c === 1)).toBe(true);
+    const status = (await getJson<{ reconnects: number }>(`${gw.httpUrl}/api/v1/forwarding`)).body;
+    expect(status.reconnects).toBeGreaterThanOrEqual(5);
+  });
+
+  it('QoS 1: the upstream withholds acks, then kills the socket; nothing is lost', async () => {
+    let withheld = 0;
+    let rounds = 0;
+    const held: ((err: Error) => void)[] = [];
+    const upstream = await startAedesUpstream({
+      authorizePublish(client, packet, callback) {
+        // For three connections: sit on every message without acking, and drop the connection a moment after the
+        // first one (after a resume MQTT.js re-sends one packet at a time, so counting packets would wait forever).
+        if (client?.id !== GATEWAY_CLIENT || packet.qos !== 1 || rounds >= 3) {
+          callback(null);
+          return;
+        }
+        withheld++;
+        held.push(callback);
+        if (held.length === 1) {
+          setTimeout(() => {
+            rounds++;
+            client.conn.destroy();
+            for (const cb of held.splice(0)) cb(new Error('withheld'));
+          }, 50);
+        }
+      },
+    });
+    const counts = deliveries(upstream);
+    const gw = await startTestGateway({ config: upstreamConfig(upstream.url) });
+    const dev = await connectDevice(gw.mqttUrl, 'q1');
+    const n = 100;
+    await Promise.all(Array.from({ length: n }, (_, seq) => dev.publishAsync(telemetryTopic('q1'), payload(reading(1, seq)), { qos: 1 })));
+    await expect.poll(() => backlogReadings(gw.httpUrl), { timeout: 20_000 }).toBe(0);
+    expect(rounds).toBe(3);
+    expect(withheld).toBeGreaterThanOrEqual(3);
+    expect(counts.size).toBe(n);
+  });
+});

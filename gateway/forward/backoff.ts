@@ -28,9 +28,9 @@ export class Backoff {
   next(): number {
     const { baseMs, capMs } = this.#o;
     const upper = Math.min(capMs, this.#previous * 3);
-    const delay = Math.min(capMs, baseMs + this.#random() * (upper - baseMs));
+    const delay = Math.round(Math.min(capMs, baseMs + this.#random() * (upper - baseMs)));
     this.#previous = delay;
-    return Math.round(delay);
+    return delay;
   }
 
   connected(now: number): void {

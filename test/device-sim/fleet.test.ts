@@ -58,7 +58,6 @@ describe('device-sim against a real gateway', () => {
     }
     expect(q0?.duplicatesStored).toBe(0);
     expect(q0?.lost).toBe((q0?.sent ?? 0) - (q0?.stored ?? 0));
-    expect(q0?.lost).toBeGreaterThan(0);
     // The gateway's own count agrees with what verify found in its store.
     const stats = (await getJson<Record<string, { stored: number }>>(`http://127.0.0.1:${gw.ready.http.port}/api/v1/stats`)).body;
     expect(stats.qos0?.stored).toBe(q0?.stored);

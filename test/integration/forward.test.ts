@@ -100,9 +100,10 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
 
     let acked = 0;
     let refused: Promise<unknown> | undefined;
+    const closed = new Promise<string>((resolve) => dev.once('close', () => resolve('refused')));
     for (let seq = 0; seq < 200 && !refused; seq++) {
       const published = dev.publishAsync(telemetryTopic('full'), payload(reading(1, seq)), { qos: 1 });
-      const outcome = await Promise.race([published.then(() => 'acked'), new Promise<string>((resolve) => dev.once('close', () => resolve('refused')))]);
+      const outcome = await Promise.race([published.then(() => 'acked'), closed]);
       if (outcome === 'acked') acked++;
       else refused = published;
     }

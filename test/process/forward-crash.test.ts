@@ -66,12 +66,18 @@ describe('forwarding across crashes', () => {
       const url = `mqtt://127.0.0.1:${gw.ready.mqtt.port}`;
       const devices = { 1: await connectDevice(url, 'crash-q1'), 2: await connectDevice(url, 'crash-q2') };
       const killAt = cloud.mids.length + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
+      let killedThisCycle = false;
+      const kill = () => {
+        if (killedThisCycle) return;
+        killedThisCycle = true;
+        gw.child.kill('SIGKILL');
+        kills++;
+      };
       const killed = new Promise<void>((resolve) => {
         const stop = cloud.onMessage(() => {
           if (cloud.mids.length >= killAt) {
             stop();
-            gw.child.kill('SIGKILL');
-            kills++;
+            kill();
             resolve();
           }
         });
@@ -92,10 +98,7 @@ describe('forwarding across crashes', () => {
       );
       // Kill mid-forward; if forwarding of this cycle finished first, kill anyway.
       await Promise.race([killed, Promise.all(sends).then(() => undefined)]);
-      if (gw.child.exitCode === null && gw.child.signalCode === null) {
-        gw.child.kill('SIGKILL');
-        kills++;
-      }
+      kill();
       await gw.exited;
       await Promise.all([devices[1].endAsync(true), devices[2].endAsync(true)]);
       await Promise.all(sends);

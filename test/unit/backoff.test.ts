@@ -12,7 +12,7 @@ describe('backoff', () => {
         for (let n = 0; n < 50; n++) {
           const d = b.next();
           expect(d).toBeGreaterThanOrEqual(100);
-          expect(d).toBeLessThanOrEqual(Math.min(5000, Math.round(previous * 3)));
+          expect(d).toBeLessThanOrEqual(Math.min(5000, previous * 3));
           previous = d;
         }
       }),

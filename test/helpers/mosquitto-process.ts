@@ -1,0 +1,76 @@
+/** Runs a real Mosquitto (Debian's) with persistence in a directory of the caller's; no test framework here. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+export const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+
+/** A port the OS just handed out and released; Mosquitto cannot listen on port 0 and report it back. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface MosquittoProcess {
+  port: number;
+  url: string;
+  /** Stops the broker (SIGTERM: it saves its persistence file). */
+  stop(): Promise<void>;
+  /** Starts it (again) on the same port and persistence directory. */
+  start(): Promise<void>;
+}
+
+export async function mosquittoProcess(dir: string, port: number): Promise<MosquittoProcess> {
+  const conf = join(dir, 'mosquitto.conf');
+  await writeFile(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      // Running as root, Mosquitto would switch to the mosquitto user, which cannot write the directory.
+      'user root',
+      'persistence true',
+      `persistence_location ${dir}/`,
+      'max_queued_messages 1000000',
+      'log_dest stderr',
+      // "running" (what start() waits for) is logged at the information level.
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      'log_type information',
+      '',
+    ].join('\n'),
+  );
+  let child: ChildProcess | undefined;
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    async start() {
+      const proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = proc;
+      let log = '';
+      await new Promise<void>((resolve, reject) => {
+        proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+          log += d;
+          if (log.includes(' running')) resolve();
+        });
+        proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}):\n${log}`)));
+        proc.once('error', reject);
+      });
+    },
+    async stop() {
+      const proc = child;
+      child = undefined;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = once(proc, 'exit');
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

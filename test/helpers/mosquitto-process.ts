@@ -1,6 +1,7 @@
 /** Runs a real Mosquitto (Debian's) with persistence in a directory of the caller's; no test framework here. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -27,6 +28,9 @@ export interface MosquittoProcess {
 }
 
 export async function mosquittoProcess(dir: string, port: number): Promise<MosquittoProcess> {
+  if (!existsSync(MOSQUITTO)) {
+    throw new Error(`Mosquitto not found at ${MOSQUITTO}: install it (apt-get install mosquitto) or set MOSQUITTO_BIN`);
+  }
   const conf = join(dir, 'mosquitto.conf');
   await writeFile(
     conf,

@@ -22,7 +22,13 @@ export interface Received {
 
 /** A subscriber on the upstream broker (persistent session, QoS 2), collecting everything the gateway forwards. */
 export async function subscribeUpstream(url: string, filter = 'sensorgate/#'): Promise<{ client: MqttClient; received: Received[] }> {
-  const client = mqtt.connect(url, { clientId: `cloud-${Math.random().toString(36).slice(2)}`, clean: false, reconnectPeriod: 100 });
+  const client = mqtt.connect(url, {
+    clientId: `cloud-${Math.random().toString(36).slice(2)}`,
+    clean: false,
+    reconnectPeriod: 100,
+    protocolVersion: 5,
+    properties: { sessionExpiryInterval: 3600 },
+  });
   onTestFinished(() => client.endAsync(true));
   const received: Received[] = [];
   client.on('message', (topic, payload, packet) => {

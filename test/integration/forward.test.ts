@@ -123,4 +123,22 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     expect((await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
     expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
   });
+
+  it('with MQTT 5 carries mid as a user property and batches the backlog per device', async () => {
+    const broker = await startMosquitto();
+    const cloud = await subscribeUpstream(broker.url);
+    const props: Record<string, unknown>[] = [];
+    cloud.client.on('message', (_t, _p, packet) => props.push(packet.properties?.userProperties ?? {}));
+    const port = broker.port;
+    await broker.stop();
+    const gw = await startTestGateway({ config: upstreamConfig(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, batchSize: 5 }) });
+    const dev = await connectDevice(gw.mqttUrl, 'v5');
+    await Promise.all(Array.from({ length: 12 }, (_, seq) => dev.publishAsync(telemetryTopic('v5'), payload(reading(1, seq)), { qos: 1 })));
+    await broker.start();
+    await expect.poll(() => cloud.received.length, { timeout: 10_000 }).toBe(12);
+    expect(seqsOf(cloud.received, 'v5')).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(cloud.received.every((r) => r.body.hist === true)).toBe(true);
+    // 12 backlog readings of one device in batches of 5: three messages.
+    expect(props).toEqual([{ mid: 'v5:1:0,v5:1:1,v5:1:2,v5:1:3,v5:1:4' }, { mid: 'v5:1:5,v5:1:6,v5:1:7,v5:1:8,v5:1:9' }, { mid: 'v5:1:10,v5:1:11' }]);
+  });
 });

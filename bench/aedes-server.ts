@@ -4,7 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 
 const aedes = await Aedes.createBroker();
-const server = createServer((socket) => aedes.handle(socket));
+const server = createServer({ noDelay: true }, (socket) => aedes.handle(socket));
 server.listen(Number(process.argv[2] ?? 0), '127.0.0.1');
 await once(server, 'listening');
 process.stdout.write(`${JSON.stringify({ event: 'ready', mqtt: { port: (server.address() as AddressInfo).port } })}\n`);

@@ -26,7 +26,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'));
 
-  const server: Server = createServer((socket) => aedes.handle(socket));
+  // noDelay: an ack is one small packet the device is waiting for; Nagle would hold it back.
+  const server: Server = createServer({ noDelay: true }, (socket) => aedes.handle(socket));
   try {
     server.listen(opts.port, opts.host);
     await once(server, 'listening');

@@ -18,23 +18,43 @@ export interface ControlledDb {
 }
 
 type BatchFn = (ops: unknown[], options: unknown) => Promise<void>;
+type Chained = { length: number; write(options?: unknown): Promise<void>; close(): Promise<void> };
 
 export function controlledDb(dir: string): ControlledDb {
   const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
   const events = new EventEmitter();
   let gate: Promise<void> | null = null;
   let failure: Error | null = null;
-  const target = db as unknown as { _batch: BatchFn };
-  const original = target._batch.bind(db);
-  target._batch = async (ops, options) => {
-    events.emit('batch', ops.length);
+  const intercept = async (length: number): Promise<void> => {
+    events.emit('batch', length);
     if (gate) await gate;
     if (failure) {
       const err = failure;
       failure = null;
       throw err;
     }
-    return original(ops, options);
+  };
+  const target = db as unknown as { _batch: BatchFn; batch: (...args: unknown[]) => unknown };
+  const arrayBatch = target._batch.bind(db);
+  target._batch = async (ops, options) => {
+    await intercept(ops.length);
+    return arrayBatch(ops, options);
+  };
+  const publicBatch = target.batch.bind(db);
+  target.batch = (...args: unknown[]) => {
+    if (args.length > 0) return publicBatch(...args);
+    const chained = publicBatch() as Chained;
+    const write = chained.write.bind(chained);
+    chained.write = async (options) => {
+      try {
+        await intercept(chained.length);
+      } catch (err) {
+        await chained.close();
+        throw err;
+      }
+      return write(options);
+    };
+    return chained;
   };
   return {
     db,

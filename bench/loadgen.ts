@@ -73,6 +73,7 @@ if (values.idle) {
 }
 
 let counted = 0;
+let lastCountedAt = 0;
 let subscriber: Conn | undefined;
 if (qos === 0) {
   subscriber = await open(`${values.prefix}-sub`);
@@ -80,7 +81,10 @@ if (qos === 0) {
   subscriber.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'sensors/+/telemetry', qos: 0 }] });
   await subacked;
   subscriber.onPacket((p) => {
-    if (p.cmd === 'publish') counted++;
+    if (p.cmd === 'publish') {
+      counted++;
+      lastCountedAt = performance.now();
+    }
   });
 }
 
@@ -142,14 +146,15 @@ await Promise.all(
     });
   }),
 );
-const elapsed = (performance.now() - started) / 1000;
+let elapsed = (performance.now() - started) / 1000;
 if (subscriber) {
-  // Let what is already on its way arrive: wait until the count stops moving.
+  // Let what is already on its way arrive: wait until the count stops moving; the rate is over the time to the last.
   let last = -1;
   while (counted !== last) {
     last = counted;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
+  elapsed = (lastCountedAt - started) / 1000;
 }
 latencies.sort((a, b) => a - b);
 const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? null;

@@ -22,7 +22,15 @@ export interface Broker {
 
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const { log } = opts;
-  const aedes = await Aedes.createBroker({ id: opts.id, authorizePublish: opts.authorizePublish });
+  const aedes = await Aedes.createBroker({
+    id: opts.id,
+    authorizePublish: opts.authorizePublish,
+    // No limit on messages routed at once. With Aedes's default (100), a QoS 0 flood with a subscriber attached queues
+    // messages inside mqemitter without bound, and releasing that queue recurses until the stack overflows (seen
+    // here: Aedes 1.2 / mqemitter 7.1 die within seconds). Unlimited is still bounded: Aedes reads a connection's next
+    // chunk only after every publish of the previous one was routed, and a slow subscriber's socket pushes back.
+    concurrency: 0,
+  });
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'));
 

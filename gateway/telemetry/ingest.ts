@@ -157,11 +157,15 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     return pending.get(id) ?? emptyRecord(id);
   }
 
+  /** Beyond this many queued entries even QoS 0 waits for its write, so a flood cannot grow memory without bound. */
+  const maxQueued = options.maxBatch * 4;
+
   function enqueue(entry: Entry): Promise<void> | null {
     if (entry.device) pending.set(entry.device.id, entry.device);
     const done = commit.enqueue(entry, entry.qos > 0);
-    if (entry.qos > 0) return done;
-    // At most once: nothing waits for a QoS 0 write; a failure is already logged by onFailure.
+    // QoS 0 does not wait for its write (at most once; a failure is logged by onFailure) unless the writer is behind:
+    // then waiting holds back the publisher's connection (Aedes reads no more of it), which is the backpressure.
+    if (entry.qos > 0 || commit.pending > maxQueued) return done;
     done.catch(() => undefined);
     return null;
   }

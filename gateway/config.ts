@@ -35,6 +35,7 @@ export const configSchema = z
         dataDir: z.string().min(1).default('./data'),
         syncWrites: z.boolean().default(true),
         maxBatch: z.number().int().min(1).max(65536).default(1024),
+        verifyOnStart: z.boolean().default(true),
       })
       .prefault({}),
     ingest: z

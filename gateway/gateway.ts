@@ -62,7 +62,14 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     async start() {
       const dataDir = resolve(config.store.dataDir);
       try {
-        store = await LevelStore.open(dataDir, deps.createDb);
+        store = await LevelStore.open(dataDir, deps.createDb, config.store.verifyOnStart);
+        if (store.repaired) {
+          const { reason, lostFiles, lostBytes } = store.repaired;
+          log.error(
+            { dataDir, reason, lostFiles, lostBytes },
+            `store was damaged and has been repaired: every readable record kept; ${lostFiles.length} unreadable file(s) (${lostBytes} bytes) moved to ${dataDir}/lost`,
+          );
+        }
         log.info({ dataDir }, 'store open');
         const openStore = store;
         const upstream = config.upstream;
@@ -70,6 +77,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         const metrics = createMetrics({
           connectedClients: () => broker?.aedes.connectedClients ?? 0,
           backlog: () => ({ ...openStore.outboxStats(), full: backlogFull() }),
+          repairLostBytes: () => openStore.repaired?.lostBytes ?? 0,
         });
         const opened = await createIngest({
           store,
@@ -86,6 +94,9 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           onCommitted: (entries) => forwarder?.committed(entries),
         });
         ingest = opened;
+        if (store.unreadableDevices > 0) {
+          log.error({ devices: store.unreadableDevices }, 'unreadable device records skipped: those devices start with fresh dedup state');
+        }
         if (upstream.enabled) {
           forwarder = await startForwarder({
             cfg: upstream,

@@ -17,6 +17,8 @@ export interface Metrics extends ForwarderMetrics {
 export interface MetricSources {
   connectedClients(): number;
   backlog(): { readings: number; bytes: number; full: boolean };
+  /** Bytes of unreadable files moved aside when the store was repaired at start-up (0 when it was not). */
+  repairLostBytes(): number;
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -103,6 +105,14 @@ export function createMetrics(sources: MetricSources): Metrics {
     registers: [registry],
     collect() {
       this.set(sources.backlog().full ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_store_repair_lost_bytes',
+    help: 'Bytes of unreadable LevelDB files moved aside by the repair at start-up (0: no repair was needed)',
+    registers: [registry],
+    collect() {
+      this.set(sources.repairLostBytes());
     },
   });
   new Gauge({

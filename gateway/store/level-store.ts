@@ -2,6 +2,7 @@
 import { ClassicLevel } from 'classic-level';
 import { GatewayError } from '../errors.js';
 import { deviceRange, readingKey, seqKey } from './keys.js';
+import { isDamage, repairStore, type RepairReport } from './repair.js';
 import { decodeDeadLetter, decodeDevice, decodeReadingValue, decodeValue, encodeDevice, encodeValue } from './records.js';
 import type {
   CommitEntry,
@@ -38,6 +39,10 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   readonly #deadletter;
   readonly #meta;
   readonly #session;
+  /** Set when open() had to repair a damaged database: what it moved aside. */
+  repaired: RepairReport | null = null;
+  /** Device records that could not be decoded when loaded (after damage); their devices start from scratch. */
+  unreadableDevices = 0;
   #outboxReadings = 0;
   #outboxBytes = 0;
   #closing: Promise<void> | undefined;
@@ -57,16 +62,34 @@ export class LevelStore implements TelemetryStore, OutboxStore {
    * Opens (creating if needed) the database at `dataDir`. `createDb` lets tests pass a ClassicLevel subclass that
    * slows down or fails writes.
    */
-  static async open(dataDir: string, createDb: (dir: string) => Db = defaultDb): Promise<LevelStore> {
-    const db = createDb(dataDir);
+  static async open(dataDir: string, createDb: (dir: string) => Db = defaultDb, verify = true): Promise<LevelStore> {
+    let db = createDb(dataDir);
+    let repaired: RepairReport | null = null;
     try {
       await db.open();
+      // LevelDB finds a damaged table block only when it reads it; read everything once, so that damage is found
+      // (and repaired) now, not when a query or the forwarder trips over it.
+      if (verify) await verifyAll(db);
     } catch (err) {
-      throw new GatewayError('GW_STORE_OPEN_FAILED', `cannot open the store at ${dataDir}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      if (db.status === 'open') await db.close();
+      if (!isDamage(err)) {
+        throw new GatewayError('GW_STORE_OPEN_FAILED', `cannot open the store at ${dataDir}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      const reason = ((err as { cause?: Error }).cause ?? (err as Error)).message;
+      try {
+        repaired = await repairStore(dataDir, reason);
+        db = createDb(dataDir);
+        await db.open();
+      } catch (repairErr) {
+        throw new GatewayError('GW_STORE_OPEN_FAILED', `the store at ${dataDir} is damaged (${reason}) and repair failed`, {
+          cause: repairErr,
+        });
+      }
     }
     const store = new LevelStore(db);
+    store.repaired = repaired;
     const version = await store.#meta.get('schema');
     if (version === undefined) {
       await db.batch([{ type: 'put', sublevel: store.#meta as Sub, key: 'schema', value: encodeValue(SCHEMA_VERSION) }] as never, {
@@ -85,7 +108,13 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   async loadDevices(): Promise<DeviceRecord[]> {
     const out: DeviceRecord[] = [];
-    for await (const value of this.#devices.values()) out.push(decodeDevice(value));
+    for await (const value of this.#devices.values()) {
+      try {
+        out.push(decodeDevice(value));
+      } catch {
+        this.unreadableDevices++;
+      }
+    }
     return out;
   }
 
@@ -204,6 +233,12 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   close(): Promise<void> {
     this.#closing ??= this.#db.close();
     return this.#closing;
+  }
+}
+
+async function verifyAll(db: Db): Promise<void> {
+  for await (const _entry of db.iterator({ fillCache: false })) {
+    // reading is the check
   }
 }
 

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { startBroker, type Broker } from './broker/broker.js';
 import { createAuthorizePublish } from './broker/hooks.js';
+import { createBrokerPersistence } from './broker/persistence.js';
 import { createTopicRouter } from './broker/topics.js';
 import type { FrozenConfig } from './config.js';
 import { createApiHandler } from './http/api.js';
@@ -110,11 +111,19 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           });
         }
         const route = createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign });
+        const persistence = createBrokerPersistence(store.db);
         broker = await startBroker({
           id: config.gatewayId,
           host: config.mqtt.host,
           port: config.mqtt.port,
-          authorizePublish: createAuthorizePublish({ route, ingest: opened, metrics, now }),
+          authorizePublish: createAuthorizePublish({
+            route,
+            ingest: opened,
+            metrics,
+            now,
+            storeRetained: (packet) => persistence.storeRetained(packet as never),
+          }),
+          persistence,
           log: log.child({ module: 'broker' }),
         });
         const running = forwarder;

@@ -10,6 +10,8 @@ export interface BrokerOptions {
   host: string;
   port: number;
   authorizePublish: NonNullable<AedesOptions['authorizePublish']>;
+  /** Where sessions, retained messages, wills and inbound QoS 2 state live (default: Aedes's in-memory store). */
+  persistence?: AedesOptions['persistence'];
   log: Logger;
 }
 
@@ -25,6 +27,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const aedes = await Aedes.createBroker({
     id: opts.id,
     authorizePublish: opts.authorizePublish,
+    ...(opts.persistence ? { persistence: opts.persistence } : {}),
     // No limit on messages routed at once. With Aedes's default (100), a QoS 0 flood with a subscriber attached queues
     // messages inside mqemitter without bound, and releasing that queue recurses until the stack overflows (seen
     // here: Aedes 1.2 / mqemitter 7.1 die within seconds). Unlimited is still bounded: Aedes reads a connection's next

@@ -17,14 +17,20 @@ export interface PublishHookDeps {
   ingest: Ingest;
   metrics: Metrics;
   now(): number;
+  /**
+   * Stores a retained message durably. Aedes stores it while routing, which for QoS 1 is after the PUBACK: storing it
+   * here first (Aedes's own store later overwrites it with the same message) makes the ack mean "on disk".
+   */
+  storeRetained?: (packet: Parameters<AuthorizePublish>[1]) => Promise<unknown>;
 }
 
 export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish {
-  const { route, ingest, metrics, now } = deps;
+  const { route, ingest, metrics, now, storeRetained } = deps;
   return (client, packet, callback) => {
     const r = route(packet.topic);
     if (r.kind === 'other' || r.kind === 'status') {
-      callback(null);
+      if (packet.retain && packet.qos > 0 && storeRetained) storeRetained(packet).then(() => callback(null), callback);
+      else callback(null);
       return;
     }
     const started = now();

@@ -47,6 +47,11 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   #outboxBytes = 0;
   #closing: Promise<void> | undefined;
 
+  /** The database itself, for the one other owner of a sublevel in it: the broker's persistence. */
+  get db(): Db {
+    return this.#db;
+  }
+
   private constructor(db: Db) {
     this.#db = db;
     const sub = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' });

@@ -3,7 +3,7 @@
  * the bottleneck), each keeping W contract-valid CBOR readings in flight at QoS q, for S seconds. Prints one JSON line:
  * readings acked per second and ack latency percentiles. QoS 0 has no acks: a subscriber connection counts what the
  * broker routed instead.
- *   node dist/bench/loadgen.js --port P --clients C --inflight W --qos 0|1|2 --seconds S
+ *   node dist/bench/loadgen.js --port P --clients C --inflight W --qos 0|1|2 --seconds S [--count N (QoS 0)]
  *   node dist/bench/loadgen.js --port P --clients N --idle      (connect N devices, print a line, hold until killed)
  */
 import { once } from 'node:events';
@@ -21,6 +21,8 @@ const { values } = parseArgs({
     qos: { type: 'string', default: '1' },
     seconds: { type: 'string', default: '5' },
     idle: { type: 'boolean', default: false },
+    /** QoS 0: readings to send in all (split over the clients), instead of flooding for --seconds. */
+    count: { type: 'string' },
     prefix: { type: 'string', default: 'lg' },
   },
 });
@@ -112,8 +114,10 @@ await Promise.all(
       c.send({ cmd: 'publish', topic, payload: body(), qos, messageId, retain: false, dup: false });
     };
     if (qos === 0) {
-      // Flood, but respect the socket's backpressure.
-      while (performance.now() < end) {
+      // Flood, but respect the socket's backpressure; with --count, a fixed amount instead of a fixed time.
+      const quota = values.count === undefined ? Infinity : Math.ceil(Number(values.count) / clients);
+      let mine = 0;
+      while (performance.now() < end && mine++ < quota) {
         sent++;
         const ok = c.socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: body(), qos: 0, retain: false, dup: false }));
         if (!ok) await once(c.socket, 'drain');

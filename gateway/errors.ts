@@ -9,6 +9,7 @@ export type GatewayErrorCode =
   | 'GW_STORE_WRITE_FAILED'
   | 'GW_LISTEN_FAILED'
   | 'GW_BACKLOG_FULL'
+  | 'GW_DISK_FULL'
   | 'GW_SHUTDOWN_TIMEOUT';
 
 export class GatewayError extends Error {

@@ -9,9 +9,10 @@ import { createApiHandler } from './http/api.js';
 import { startHttp, type HttpServer } from './http/server.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { watchDiskSpace, type DiskSpace } from './store/disk-space.js';
 import { LevelStore, type Db } from './store/level-store.js';
 import { startForwarder, type Forwarder } from './forward/forwarder.js';
-import { createIngest, type Ingest } from './telemetry/ingest.js';
+import { createIngest, type Ingest, type Refusal } from './telemetry/ingest.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -42,6 +43,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
   let broker: Broker | undefined;
   let http: HttpServer | undefined;
   let forwarder: Forwarder | undefined;
+  let disk: DiskSpace | undefined;
   let closing: Promise<void> | undefined;
 
   async function shutdown(): Promise<void> {
@@ -51,6 +53,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     await http?.close();
     await ingest?.drain();
     await forwarder?.close(config.shutdown.timeoutMs / 2);
+    disk?.close();
     await store?.close();
     log.info('shut down');
   }
@@ -75,9 +78,18 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         const openStore = store;
         const upstream = config.upstream;
         const backlogFull = () => upstream.enabled && openStore.outboxStats().bytes >= upstream.backlogBudgetBytes;
+        const space = await watchDiskSpace(dataDir, config.store.minFreeBytes, config.store.diskCheckMs, log.child({ module: 'disk' }));
+        disk = space;
+        const refusal = (): Refusal | null =>
+          space.full
+            ? { code: 'GW_DISK_FULL', reason: `disk nearly full (${space.freeBytes} bytes free, reserve ${config.store.minFreeBytes})` }
+            : backlogFull()
+              ? { code: 'GW_BACKLOG_FULL', reason: 'backlog budget reached' }
+              : null;
         const metrics = createMetrics({
           connectedClients: () => broker?.aedes.connectedClients ?? 0,
           backlog: () => ({ ...openStore.outboxStats(), full: backlogFull() }),
+          diskFreeBytes: () => space.freeBytes,
           repairLostBytes: () => openStore.repaired?.lostBytes ?? 0,
         });
         const opened = await createIngest({
@@ -91,7 +103,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           log: log.child({ module: 'ingest' }),
           metrics,
           now,
-          backlogFull,
+          refusal,
           onCommitted: (entries) => forwarder?.committed(entries),
         });
         ingest = opened;
@@ -141,7 +153,8 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
               if (broker?.aedes.closed !== false) return 'broker not running';
               const err = opened.lastWriteError;
               if (err) return `store write failing: ${err.message}`;
-              if (backlogFull()) return 'backlog budget reached: QoS 1/2 readings are not acked';
+              const refused = refusal();
+              if (refused) return `${refused.reason}: QoS 1/2 readings are not acked`;
               return null;
             },
           }),

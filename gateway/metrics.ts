@@ -17,6 +17,7 @@ export interface Metrics extends ForwarderMetrics {
 export interface MetricSources {
   connectedClients(): number;
   backlog(): { readings: number; bytes: number; full: boolean };
+  diskFreeBytes(): number;
   /** Bytes of unreadable files moved aside when the store was repaired at start-up (0 when it was not). */
   repairLostBytes(): number;
 }
@@ -105,6 +106,14 @@ export function createMetrics(sources: MetricSources): Metrics {
     registers: [registry],
     collect() {
       this.set(sources.backlog().full ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_disk_free_bytes',
+    help: 'Free space on the filesystem of the data directory, at the last check',
+    registers: [registry],
+    collect() {
+      this.set(sources.diskFreeBytes());
     },
   });
   new Gauge({

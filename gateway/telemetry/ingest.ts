@@ -44,14 +44,22 @@ export interface IngestOptions {
   outbox: boolean;
 }
 
+export interface Refusal {
+  code: 'GW_BACKLOG_FULL' | 'GW_DISK_FULL';
+  reason: string;
+}
+
 export interface IngestDeps {
   store: TelemetryStore;
   options: IngestOptions;
   log: Logger;
   metrics: Metrics;
   now(): number;
-  /** True while the outbox is over its byte budget: new QoS 1/2 readings are then refused, not acked. */
-  backlogFull?: () => boolean;
+  /**
+   * Why new QoS 1/2 readings must be refused right now (backlog budget reached, disk nearly full), or null. A refused
+   * reading is not acked: the device keeps it and sends it again.
+   */
+  refusal?: () => Refusal | null;
   /** Told about every successful commit (the forwarder). */
   onCommitted?: (entries: readonly CommitEntry[]) => void;
 }
@@ -78,8 +86,8 @@ export interface Ingest {
   devices(): DeviceRecord[];
   /** Per-QoS totals over all devices, as of the last successful write. */
   totals(): QosCounters;
-  /** True while new QoS 1/2 readings are refused because the backlog budget is reached. */
-  readonly refusing: boolean;
+  /** Set while new QoS 1/2 readings are refused (backlog budget, disk space). */
+  readonly refusing: Refusal | null;
   /** The last write failure, cleared by the next successful write. */
   readonly lastWriteError: Error | null;
   /** Waits until everything accepted so far has been written or failed. */
@@ -140,17 +148,17 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     },
   });
 
-  let refusing = false;
-  /** The budget gate: a refused reading is not acked, so the device keeps it and sends it again later. */
+  let refusing: Refusal | null = null;
+  /** The gate: a refused reading is not acked, so the device keeps it and sends it again later. */
   function refuse(msg: InboundMessage): Promise<void> | null {
-    if (msg.qos === 0 || !options.outbox) return null;
-    const full = deps.backlogFull?.() === true;
-    if (full !== refusing) {
-      refusing = full;
-      if (full) log.warn('backlog budget reached: new QoS 1/2 readings are not acked until the upstream drains it');
-      else log.info('backlog below budget again: acking QoS 1/2 readings');
+    if (msg.qos === 0) return null;
+    const now = deps.refusal?.() ?? null;
+    if (now?.code !== refusing?.code) {
+      if (now) log.warn({ code: now.code }, `${now.reason}: new QoS 1/2 readings are not acked until it clears`);
+      else log.info({ code: refusing?.code }, 'acking QoS 1/2 readings again');
+      refusing = now;
     }
-    return full ? Promise.reject(new GatewayError('GW_BACKLOG_FULL', 'backlog budget reached')) : null;
+    return now ? Promise.reject(new GatewayError(now.code, now.reason)) : null;
   }
 
   function record(id: string): DeviceRecord {

@@ -133,15 +133,28 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
   });
 
+  // Per-message metrics go through label-bound children: prom-client hashes a label object on every call otherwise.
+  const ackChildren = [0, 1, 2].map((q) => ackSeconds.labels(String(q)));
+  const outcomeChildren = new Map<string, ReturnType<typeof outcomes.labels>>();
+  const outcomeChild = (outcome: Outcome, qos: Qos) => {
+    const key = `${outcome}${qos}`;
+    let child = outcomeChildren.get(key);
+    if (!child) {
+      child = outcomes.labels(outcome, String(qos));
+      outcomeChildren.set(key, child);
+    }
+    return child;
+  };
+
   return {
     registry,
-    outcome: (outcome, qos, n = 1) => outcomes.inc({ outcome, qos: String(qos) }, n),
+    outcome: (outcome, qos, n = 1) => outcomeChild(outcome, qos).inc(n),
     missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
     batch: (size, sync, ms) => {
       batchSize.observe(size);
       writeSeconds.observe({ sync: String(sync) }, ms / 1000);
     },
-    ack: (qos, ms) => ackSeconds.observe({ qos: String(qos) }, ms / 1000),
+    ack: (qos, ms) => (ackChildren[qos] as ReturnType<typeof ackSeconds.labels>).observe(ms / 1000),
     storeFailure: () => failures.inc(),
     forwarded: (qos, n) => forwarded.inc({ qos: String(qos) }, n),
     acked: (qos, n) => upstreamAcked.inc({ qos: String(qos) }, n),

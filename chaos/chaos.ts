@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { parseFaults } from '../../device-sim/faults.js';
-import { readLedger, readingId } from '../../device-sim/ledger.js';
-import { createRng } from '../../device-sim/random.js';
-import { runSimulation } from '../../device-sim/simulator.js';
-import { verify } from '../../device-sim/verify.js';
-import { freePort, mosquittoProcess } from '../helpers/mosquitto-process.js';
+import { parseFaults } from '../device-sim/faults.js';
+import { readLedger, readingId } from '../device-sim/ledger.js';
+import { createRng } from '../device-sim/random.js';
+import { runSimulation } from '../device-sim/simulator.js';
+import { verify } from '../device-sim/verify.js';
+import { freePort, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
 
 const { values } = parseArgs({
   options: {

@@ -156,7 +156,7 @@ if (subscriber) {
   let last = -1;
   while (counted !== last) {
     last = counted;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
   }
   elapsed = (lastCountedAt - started) / 1000;
 }

@@ -36,6 +36,7 @@ export const configSchema = z
         syncWrites: z.boolean().default(true),
         maxBatch: z.number().int().min(1).max(65536).default(1024),
         verifyOnStart: z.boolean().default(true),
+        syncInboundQos2: z.boolean().default(true),
         minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
         diskCheckMs: z.number().int().min(10).max(60_000).default(1000),
       })

@@ -123,7 +123,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           });
         }
         const route = createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign });
-        const persistence = createBrokerPersistence(store.db);
+        const persistence = createBrokerPersistence(store.db, config.store.syncInboundQos2);
         broker = await startBroker({
           id: config.gatewayId,
           host: config.mqtt.host,

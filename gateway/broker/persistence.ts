@@ -4,11 +4,10 @@
  * gateway's own LevelDB. That library writes without fsync; its writes here go through `synced`, so that what Aedes
  * acknowledges (a SUBACK, a retained message) survives a power cut as readings do.
  *
- * The exception is the inbound QoS 2 state (`incoming:` keys: a PUBLISH held between PUBREC and PUBREL). Syncing it
- * would cost two more fsyncs per QoS 2 message, on top of the one that already made the reading durable before
- * PUBREC. Written without sync it survives a process crash (the write is in the OS page cache) but not a power cut;
- * after one, a re-sent telemetry PUBLISH is still stored once (sequence dedup), and only local subscribers of the
- * topic could see it twice.
+ * The inbound QoS 2 state (`incoming:` keys: a PUBLISH held between PUBREC and PUBREL) takes two writes per QoS 2
+ * message; they are grouped into one batch per turn of the event loop, synced unless `syncInboundQos2` is off. Off,
+ * the state survives a process crash (the write is in the OS page cache) but not a power cut; after one, a re-sent
+ * telemetry PUBLISH is still stored once (sequence dedup) and only local subscribers of the topic could see it twice.
  */
 import { createRequire } from 'node:module';
 import type { AedesOptions } from 'aedes';
@@ -28,14 +27,14 @@ const needsSync = (key: unknown) => !(typeof key === 'string' && key.startsWith(
 type Op = { type: 'put'; key: unknown; value: unknown; options?: Options } | { type: 'del'; key: unknown; options?: Options };
 
 /**
- * A view of a sublevel whose writes are synchronous (fsync'd), except the inbound QoS 2 state, whose puts and dels
- * (two per QoS 2 message) are grouped into one unsynced batch per turn of the event loop.
+ * A view of a sublevel whose writes are synchronous (fsync'd); the inbound QoS 2 state's puts and dels are grouped
+ * into one batch per turn of the event loop, synced as `syncInboundQos2` says.
  */
-export function synced(sub: Sublevel): Sublevel {
+export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
   const inbound = new GroupCommit<Op>({
     maxBatch: 1024,
     now: Date.now,
-    write: (ops) =>
+    write: (ops, sync) =>
       sub.batch(
         ops.map((op) => ({
           type: op.type,
@@ -43,6 +42,7 @@ export function synced(sub: Sublevel): Sublevel {
           ...(op.type === 'put' ? { value: op.value } : {}),
           ...(op.options?.valueEncoding ? { valueEncoding: op.options.valueEncoding } : {}),
         })) as never,
+        { sync } as never,
       ),
     onFailure: () => undefined,
     onCommitted: () => undefined,
@@ -55,10 +55,10 @@ export function synced(sub: Sublevel): Sublevel {
       switch (prop) {
         case 'put':
           return (key: unknown, v: unknown, options?: Options) =>
-            needsSync(key) ? fn.call(target, key, v, withSync(options)) : inbound.enqueue({ type: 'put', key, value: v, options }, false);
+            needsSync(key) ? fn.call(target, key, v, withSync(options)) : inbound.enqueue({ type: 'put', key, value: v, options }, syncInboundQos2);
         case 'del':
           return (key: unknown, options?: Options) =>
-            needsSync(key) ? fn.call(target, key, withSync(options)) : inbound.enqueue({ type: 'del', key, options }, false);
+            needsSync(key) ? fn.call(target, key, withSync(options)) : inbound.enqueue({ type: 'del', key, options }, syncInboundQos2);
         case 'batch':
           return (ops?: unknown[], options?: Options) => {
             if (ops !== undefined) return fn.call(target, ops, withSync(options));
@@ -75,6 +75,6 @@ export function synced(sub: Sublevel): Sublevel {
 }
 
 /** The Aedes persistence the gateway runs with; also what the conformance suite tests. */
-export function createBrokerPersistence(db: Db): NonNullable<AedesOptions['persistence']> {
-  return aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel));
+export function createBrokerPersistence(db: Db, syncInboundQos2 = true): NonNullable<AedesOptions['persistence']> {
+  return aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2));
 }

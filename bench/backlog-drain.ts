@@ -4,15 +4,14 @@
  *   node dist/bench/backlog-drain.js [--readings 100000] [--rate 500] [--batch 1] [--inflight 20]
  * --rate is upstream.backfillRate (readings/s); a high value shows what the path itself can do.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { encodeReading } from '../gateway/telemetry/wire.js';
 import { freePort, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
+import { startGatewayProcess } from './gateway-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,27 +33,14 @@ await writeFile(
   config,
   `upstream:\n  enabled: true\n  url: ${broker.url}\n  backfillRate: ${values.rate}\n  batchSize: ${values.batch}\n  inflight: ${values.inflight}\n  backoff: { baseMs: 100, capMs: 500, stableMs: 5000 }\n  backlogBudgetBytes: 4294967296\n`,
 );
-const gateway = spawn(
-  process.execPath,
-  ['dist/gateway/main.js', 'start', '--config', config, '--data-dir', join(work, 'data'), '--mqtt-port', '0', '--http-port', '0'],
-  { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SENSORGATE_LOG_LEVEL: 'warn' } },
-);
+const gateway = await startGatewayProcess(['--config', config, '--data-dir', join(work, 'data'), '--mqtt-port', '0', '--http-port', '0']);
 try {
-  let ready: { mqtt: { port: number }; http: { port: number } } | undefined;
-  for await (const line of createInterface({ input: gateway.stdout })) {
-    const e = JSON.parse(line) as { event: string; mqtt: { port: number }; http: { port: number } };
-    if (e.event === 'ready') {
-      ready = e;
-      break;
-    }
-  }
-  if (!ready) throw new Error('gateway did not start');
-  const api = `http://127.0.0.1:${ready.http.port}/api/v1/forwarding`;
+  const api = `http://127.0.0.1:${gateway.httpPort}/api/v1/forwarding`;
   const status = async () => (await (await fetch(api)).json()) as { connected: boolean; backlog: { readings: number } };
 
   const t0 = performance.now();
   let next = 0;
-  const clients = await Promise.all(Array.from({ length: PUBLISHERS }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${ready.mqtt.port}`, { clientId: `drain-${i}` })));
+  const clients = await Promise.all(Array.from({ length: PUBLISHERS }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqttPort}`, { clientId: `drain-${i}` })));
   await Promise.all(
     clients.flatMap((c, i) =>
       Array.from({ length: WINDOW }, async () => {
@@ -81,8 +67,7 @@ try {
   console.log(`backlog ${built} readings (ingested in ${ingestS.toFixed(1)} s); backfillRate ${values.rate}/s, batch ${values.batch}, inflight ${values.inflight}`);
   console.log(`drained in ${drainS.toFixed(1)} s: ${(built / drainS).toFixed(0)} readings/s`);
 } finally {
-  gateway.kill('SIGTERM');
-  await new Promise((resolve) => gateway.once('exit', resolve));
+  await gateway.stop();
   await broker.stop();
   await rm(work, { recursive: true, force: true });
 }

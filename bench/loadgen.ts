@@ -24,6 +24,8 @@ const { values } = parseArgs({
     /** QoS 0: readings to send in all (split over the clients), instead of flooding for --seconds. */
     count: { type: 'string' },
     prefix: { type: 'string', default: 'lg' },
+    /** QoS 0: the subscriber's count is final once it has not moved for this long. */
+    settle: { type: 'string', default: '2000' },
   },
 });
 const port = Number(values.port);
@@ -156,7 +158,7 @@ if (subscriber) {
   let last = -1;
   while (counted !== last) {
     last = counted;
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, Number(values.settle)));
   }
   elapsed = (lastCountedAt - started) / 1000;
 }

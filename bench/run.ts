@@ -148,7 +148,10 @@ async function cell(system: SystemName, qos: number, clients: number, inflight: 
     const before = await procStats(pid);
     const gBefore = running.httpPort ? await gatewayCounters(running.httpPort) : undefined;
     // QoS 0 is a flood: a fixed amount, so that a system slower than the generator is not left with minutes of backlog.
-    const amount = qos === 0 ? ['--count', String(SECONDS * 25_000), '--seconds', String(SECONDS * 20)] : ['--seconds', String(SECONDS)];
+    const amount =
+      qos === 0
+        ? ['--count', String(SECONDS * 25_000), '--seconds', String(SECONDS * 20), '--settle', QUICK ? '500' : '2000']
+        : ['--seconds', String(SECONDS)];
     const r = await runLoadgen(['--port', String(running.mqttPort), '--clients', String(clients), '--inflight', String(inflight), '--qos', String(qos), ...amount]);
     const crashed = running.proc.exitCode !== null || running.proc.signalCode !== null;
     const after = crashed ? before : await procStats(pid);

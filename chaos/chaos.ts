@@ -5,11 +5,9 @@
  * devices' ledger and an upstream subscriber: no acked QoS 1/2 reading may be missing from the store or upstream, no
  * reading may be stored twice, no QoS 2 reading may arrive upstream twice. Prints the table; exits 1 on a violation.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { parseFaults } from '../device-sim/faults.js';
@@ -17,6 +15,7 @@ import { readLedger, readingId } from '../device-sim/ledger.js';
 import { createRng } from '../device-sim/random.js';
 import { runSimulation } from '../device-sim/simulator.js';
 import { verify } from '../device-sim/verify.js';
+import { startGatewayProcess, type GatewayProcess } from '../bench/gateway-process.js';
 import { freePort, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
 
 const { values } = parseArgs({
@@ -64,19 +63,12 @@ cloud.on('message', (_topic, payload) => {
 await new Promise<void>((resolve) => cloud.once('connect', () => resolve()));
 await cloud.subscribeAsync('sensorgate/#', { qos: 2 });
 
-let gateway: ChildProcess | undefined;
+let gateway: GatewayProcess | undefined;
 async function startGateway(): Promise<void> {
-  const proc = spawn(process.execPath, ['dist/gateway/main.js', 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  gateway = proc;
-  for await (const line of createInterface({ input: proc.stdout })) if (line.includes('"ready"')) return;
-  throw new Error('the gateway did not start');
+  gateway = await startGatewayProcess(['--config', config]);
 }
 async function killGateway(): Promise<void> {
-  const proc = gateway;
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  proc.kill('SIGKILL');
-  await exited;
+  await gateway?.kill();
 }
 
 let kills = 0;

@@ -3,12 +3,11 @@
  * minute, then the measured semantics table. Exits 1 if a guarantee was violated.
  *   node dist/device-sim/demo.js [--seconds 60] [--devices 30] [--seed demo]
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { startGatewayProcess } from '../bench/gateway-process.js';
 import { parseFaults } from './faults.js';
 import { createProgressPrinter } from './progress.js';
 import { runSimulation } from './simulator.js';
@@ -27,28 +26,15 @@ const { values } = parseArgs({
 });
 
 const work = await mkdtemp(join(tmpdir(), 'sensorgate-demo-'));
-const gateway = spawn(
-  process.execPath,
-  ['dist/gateway/main.js', 'start', '--data-dir', join(work, 'data'), '--mqtt-port', '0', '--http-port', '0'],
-  { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SENSORGATE_LOG_LEVEL: 'warn' } },
-);
+const gateway = await startGatewayProcess(['--data-dir', join(work, 'data'), '--mqtt-port', '0', '--http-port', '0']);
 let code = 1;
 try {
-  let ready: { mqtt: { port: number }; http: { port: number } } | undefined;
-  for await (const line of createInterface({ input: gateway.stdout })) {
-    const event = JSON.parse(line) as { event: string; mqtt: { port: number }; http: { port: number } };
-    if (event.event === 'ready') {
-      ready = event;
-      break;
-    }
-  }
-  if (!ready) throw new Error('the gateway did not start');
   const ledgerDir = join(work, 'ledger');
-  process.stderr.write(`gateway on mqtt ${ready.mqtt.port}, http ${ready.http.port}; ${values.devices} devices, mixed QoS, faults ${values.faults}\n`);
+  process.stderr.write(`gateway on mqtt ${gateway.mqttPort}, http ${gateway.httpPort}; ${values.devices} devices, mixed QoS, faults ${values.faults}\n`);
   const printer = createProgressPrinter(process.stderr);
   const summary = await runSimulation(
     {
-      url: `mqtt://127.0.0.1:${ready.mqtt.port}`,
+      url: `mqtt://127.0.0.1:${gateway.mqttPort}`,
       devices: Number(values.devices),
       qos: 'mix',
       intervalMs: Number(values.interval),
@@ -65,7 +51,7 @@ try {
     { onProgress: (p) => printer.update(p) },
   );
   printer.done();
-  const report = await verify(ledgerDir, `http://127.0.0.1:${ready.http.port}`);
+  const report = await verify(ledgerDir, `http://127.0.0.1:${gateway.httpPort}`);
   const t = summary.totals;
   process.stdout.write(
     `\nfaults injected: ${summary.proxy.resets} connection resets, ${summary.proxy.stalls} black holes, ${t.reboots} device reboots, ${t.resent} duplicate re-sends\n\n`,
@@ -73,8 +59,7 @@ try {
   process.stdout.write(`${formatReport(report)}\n`);
   code = report.ok ? 0 : 1;
 } finally {
-  gateway.kill('SIGTERM');
-  await new Promise((resolve) => gateway.once('exit', resolve));
+  await gateway.stop();
   await rm(work, { recursive: true, force: true });
 }
 process.exitCode = code;

@@ -33,7 +33,6 @@ type Op = { type: 'put'; key: unknown; value: unknown; options?: Options } | { t
 export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
   const inbound = new GroupCommit<Op>({
     maxBatch: 1024,
-    now: Date.now,
     write: (ops, sync) =>
       sub.batch(
         ops.map((op) => ({

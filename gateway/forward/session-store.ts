@@ -37,7 +37,6 @@ export class SessionStore implements IStore {
     this.#index = index;
     this.#writes = new GroupCommit<SessionChange>({
       maxBatch: 512,
-      now: Date.now,
       write: (changes) => this.#db.sessionWrite(changes),
       onFailure: () => undefined,
       onCommitted: () => undefined,

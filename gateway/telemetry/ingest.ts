@@ -121,7 +121,6 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
 
   const commit = new GroupCommit<Entry>({
     maxBatch: options.maxBatch,
-    now,
     write: (entries, sync) => store.write(entries, sync && options.syncWrites),
     onCommitted(entries, info) {
       lastWriteError = null;

@@ -15,7 +15,6 @@ describe('group commit', () => {
     let written!: () => void;
     const gc = new GroupCommit<number>({
       maxBatch: 100,
-      now: () => 0,
       write(entries, sync) {
         const done = deferred();
         writes.push({ entries: [...entries], sync, done });
@@ -46,7 +45,6 @@ describe('group commit', () => {
     const failedSeen: number[][] = [];
     const gc = new GroupCommit<number>({
       maxBatch: 2,
-      now: () => 0,
       write() {
         const d = deferred();
         writes.push(d);

@@ -130,7 +130,8 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
     if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open');
-    // A chained batch: for batches of hundreds of entries it costs about a third of abstract-level's array batch.
+    // A chained batch with the sublevels' prefixes applied here (the same bytes the sublevels write): for batches of
+    // hundreds of entries it costs about a third of abstract-level's array batch, and skips its per-put sublevel work.
     const batch = this.#db.batch();
     const devices = new Map<string, DeviceRecord>();
     let maxGseq = -1;
@@ -141,18 +142,18 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       if (e.device) devices.set(e.device.id, e.device);
       if (e.reading) {
         const value = encodeValue(e.reading);
-        batch.put(readingKey(e.reading.deviceId, e.reading.ts, e.gseq), value, { sublevel: this.#readings as never });
+        batch.put(this.#readings.prefix + readingKey(e.reading.deviceId, e.reading.ts, e.gseq), value);
         if (e.outbox) {
           const key = seqKey(e.gseq);
-          batch.put(key, value, { sublevel: this.#outbox as never });
+          batch.put(this.#outbox.prefix + key, value);
           outboxReadings++;
           outboxBytes += key.length + value.byteLength;
         }
       }
       if (e.deadLetter) batch.put(seqKey(e.gseq), encodeValue(e.deadLetter), { sublevel: this.#deadletter as never });
     }
-    for (const [id, record] of devices) batch.put(id, encodeDevice(record), { sublevel: this.#devices as never });
-    if (maxGseq >= 0) batch.put('gseq', encodeValue(maxGseq), { sublevel: this.#meta as never });
+    for (const [id, record] of devices) batch.put(this.#devices.prefix + id, encodeDevice(record));
+    if (maxGseq >= 0) batch.put(`${this.#meta.prefix}gseq`, encodeValue(maxGseq));
     try {
       await batch.write({ sync });
     } catch (err) {

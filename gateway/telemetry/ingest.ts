@@ -94,13 +94,21 @@ export interface Ingest {
   drain(): Promise<void>;
 }
 
+/** A copy of the counters with one QoS's changed (records stay immutable: the durable ones are kept for rollback). */
 function bump(counters: QosCounters, qos: Qos, changes: Partial<Counters>): QosCounters {
-  const next = [...counters] as [Counters, Counters, Counters];
   const c = { ...counters[qos] };
-  for (const [k, v] of Object.entries(changes) as [keyof Counters, number][]) c[k] += v;
-  next[qos] = c;
-  return next;
+  for (const k in changes) c[k as keyof Counters] += changes[k as keyof Counters] as number;
+  return qos === 0 ? [c, counters[1], counters[2]] : qos === 1 ? [counters[0], c, counters[2]] : [counters[0], counters[1], c];
 }
+
+/** Shared, never mutated: one array per outcome kind instead of one per message. */
+const OUTCOMES = {
+  new: ['stored'],
+  late: ['stored', 'late'],
+  duplicate: ['duplicate'],
+  stale: ['stale'],
+  rejected: ['rejected'],
+} as const satisfies Record<string, readonly Outcome[]>;
 
 function emptyRecord(id: string): DeviceRecord {
   return { id, dedup: null, foreign: null, lastSeen: 0, counters: [zeroCounters(), zeroCounters(), zeroCounters()] };
@@ -201,7 +209,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       lastRejectLog.set(logKey, rx);
       log.warn({ deviceId, clientId: msg.clientId, topic: msg.topic, code: rejection.code, reason: rejection.reason }, 'message rejected, kept in dead letters');
     }
-    return enqueue({ gseq: ++gseq, device, deadLetter, outcomes: ['rejected'], qos: msg.qos, missingDelta: 0 });
+    return enqueue({ gseq: ++gseq, device, deadLetter, outcomes: OUTCOMES.rejected, qos: msg.qos, missingDelta: 0 });
   }
 
   function acceptContract(msg: InboundMessage, deviceId: string, rx: number): Promise<void> | null {
@@ -216,7 +224,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     if (c.verdict !== 'new') changes[c.verdict] = 1;
     const device: DeviceRecord = { ...prev, dedup: c.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
     const v = c.verdict;
-    const outcomes: Outcome[] = v === 'new' ? ['stored'] : v === 'late' ? ['stored', 'late'] : [v];
+    const outcomes = OUTCOMES[v];
     const entry: Entry = { gseq: ++gseq, device, outcomes, qos: msg.qos, missingDelta: c.missingDelta };
     if (stored) {
       entry.reading = { deviceId, boot: r.boot, seq: r.seq, ts: r.ts, rx, qos: msg.qos, m: r.m };
@@ -236,7 +244,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     const isNew = f.verdict === 'new';
     const changes: Partial<Counters> = isNew ? { received: 1, stored: 1 } : { received: 1, duplicate: 1 };
     const device: DeviceRecord = { ...prev, foreign: f.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
-    const entry: Entry = { gseq: ++gseq, device, outcomes: [isNew ? 'stored' : 'duplicate'], qos: msg.qos, missingDelta: 0 };
+    const entry: Entry = { gseq: ++gseq, device, outcomes: isNew ? OUTCOMES.new : OUTCOMES.duplicate, qos: msg.qos, missingDelta: 0 };
     if (f.verdict === 'new') {
       const reading: StoredReading = { deviceId, boot: 0, seq: f.seq, ts: rx, rx, qos: msg.qos, m: measured.m, foreign: true };
       entry.reading = reading;

@@ -5,15 +5,16 @@
  * run in separate processes, pinned to different cores where taskset and two cores exist.
  *   node dist/bench/run.js [--quick] [--out bench-results.json]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ClassicLevel } from 'classic-level';
-import { freePort, MOSQUITTO } from '../test/helpers/mosquitto-process.js';
+import { freePort, MOSQUITTO, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
+import { startGatewayProcess, startServerProcess } from './gateway-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,64 +44,45 @@ const pin = existsSync('/usr/bin/taskset') && availableParallelism() >= 2;
 const pinned = (cpu: number, cmd: string[]): string[] => (pin ? ['taskset', '-c', String(cpu), ...cmd] : cmd);
 
 interface Running {
-  proc: ChildProcess;
+  pid: number;
+  crashed(): boolean;
   mqttPort: number;
   httpPort?: number;
   stop(): Promise<void>;
 }
 
-async function readReady(proc: ChildProcess): Promise<{ mqtt: { port: number }; http?: { port: number } }> {
-  for await (const line of createInterface({ input: proc.stdout! })) {
-    const e = JSON.parse(line) as { event: string; mqtt: { port: number }; http?: { port: number } };
-    if (e.event === 'ready') return e;
-  }
-  throw new Error('no ready line');
-}
-
-function stopper(proc: ChildProcess, cleanup: () => Promise<void>) {
-  return async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await exited;
-    }
-    await cleanup();
-  };
-}
-
 async function start(system: SystemName): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), `sensorgate-bench-${system}-`));
   const cleanup = () => rm(dir, { recursive: true, force: true });
+  const command = pinned(0, []);
   if (system === 'mosquitto') {
-    const port = await freePort();
-    await writeFile(
-      join(dir, 'm.conf'),
-      `listener ${port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location ${dir}/\nmax_queued_messages 1000\nlog_dest none\n`,
-    );
-    const proc = spawn(pinned(0, [MOSQUITTO])[0] as string, [...pinned(0, [MOSQUITTO]).slice(1), '-c', join(dir, 'm.conf')], { stdio: 'ignore' });
-    // Mosquitto logs nothing here: wait until it accepts a TCP connection.
-    const { connect } = await import('node:net');
-    for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-        s.on('error', () => resolve(false));
-      });
-      if (ok) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return { proc, mqttPort: port, stop: stopper(proc, cleanup) };
+    const broker = await mosquittoProcess(dir, await freePort(), command);
+    await broker.start();
+    const pid = broker.pid as number;
+    return {
+      pid,
+      crashed: () => !broker.running,
+      mqttPort: broker.port,
+      stop: async () => {
+        await broker.stop();
+        await cleanup();
+      },
+    };
   }
-  const script =
+  const server =
     system === 'gateway'
-      ? ['dist/gateway/main.js', 'start', '--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0']
-      : ['dist/bench/aedes-server.js'];
-  const cmd = pinned(0, [process.execPath, ...script]);
-  const proc = spawn(cmd[0] as string, cmd.slice(1), {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, SENSORGATE_LOG_LEVEL: 'warn' },
-  });
-  const ready = await readReady(proc);
-  return { proc, mqttPort: ready.mqtt.port, ...(ready.http ? { httpPort: ready.http.port } : {}), stop: stopper(proc, cleanup) };
+      ? await startGatewayProcess(['--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0'], { command })
+      : await startServerProcess('dist/bench/aedes-server.js', [], { command });
+  return {
+    pid: server.proc.pid as number,
+    crashed: () => server.proc.exitCode !== null || server.proc.signalCode !== null,
+    mqttPort: server.mqttPort,
+    ...(server.httpPort === undefined ? {} : { httpPort: server.httpPort }),
+    stop: async () => {
+      await server.stop();
+      await cleanup();
+    },
+  };
 }
 
 async function procStats(pid: number): Promise<{ cpuS: number; hwmMb: number; rssMb: number }> {
@@ -144,7 +126,7 @@ interface Sample {
 async function cell(system: SystemName, qos: number, clients: number, inflight: number): Promise<Sample> {
   const running = await start(system);
   try {
-    const pid = running.proc.pid as number;
+    const pid = running.pid;
     const before = await procStats(pid);
     const gBefore = running.httpPort ? await gatewayCounters(running.httpPort) : undefined;
     // QoS 0 is a flood: a fixed amount, so that a system slower than the generator is not left with minutes of backlog.
@@ -153,7 +135,7 @@ async function cell(system: SystemName, qos: number, clients: number, inflight: 
         ? ['--count', String(SECONDS * 25_000), '--seconds', String(SECONDS * 20), '--settle', QUICK ? '500' : '2000']
         : ['--seconds', String(SECONDS)];
     const r = await runLoadgen(['--port', String(running.mqttPort), '--clients', String(clients), '--inflight', String(inflight), '--qos', String(qos), ...amount]);
-    const crashed = running.proc.exitCode !== null || running.proc.signalCode !== null;
+    const crashed = running.crashed();
     const after = crashed ? before : await procStats(pid);
     const readings = (r.acked as number) || 1;
     const sample: Sample = {
@@ -182,7 +164,7 @@ async function idleRss(system: SystemName, n: number): Promise<number> {
   const gen = spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     for await (const line of createInterface({ input: gen.stdout })) if (line.includes('connected')) break;
-    return (await procStats(running.proc.pid as number)).rssMb;
+    return (await procStats(running.pid)).rssMb;
   } finally {
     gen.kill('SIGTERM');
     await new Promise((resolve) => gen.once('exit', resolve));
@@ -264,6 +246,5 @@ lines.push(`fsync (one sync LevelDB batch) ${fsync.toFixed(3)} ms; bare Aedes Qo
 const machine = `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}, node ${process.version}, ${pin ? 'broker on CPU 0, load generator on CPU 1' : 'not pinned'}, ${SECONDS} s per cell, ${REPS} rep(s)`;
 lines.push(`machine: ${machine}; took ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
 console.log(lines.join('\n'));
-await mkdir('.', { recursive: true });
 await writeFile(values.out, JSON.stringify({ machine, seconds: SECONDS, reps: REPS, results, memory, fsyncMs: fsync, serialLimit }, null, 2));
 process.stderr.write(`results written to ${values.out}\n`);

@@ -9,8 +9,7 @@ export type GatewayErrorCode =
   | 'GW_STORE_WRITE_FAILED'
   | 'GW_LISTEN_FAILED'
   | 'GW_BACKLOG_FULL'
-  | 'GW_DISK_FULL'
-  | 'GW_SHUTDOWN_TIMEOUT';
+  | 'GW_DISK_FULL';
 
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;

@@ -30,7 +30,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     ...(opts.persistence ? { persistence: opts.persistence } : {}),
     // No limit on messages routed at once. With Aedes's default (100), a QoS 0 flood with a subscriber attached queues
     // messages inside mqemitter without bound, and releasing that queue recurses until the stack overflows (seen
-    // here: Aedes 1.2 / mqemitter 7.1 die within seconds). Unlimited is still bounded: Aedes reads a connection's next
+    // here: the gateway on Aedes 1.2 / mqemitter 7.1 died within seconds of a 100-publisher flood). Unlimited is still bounded: Aedes reads a connection's next
     // chunk only after every publish of the previous one was routed, and a slow subscriber's socket pushes back.
     concurrency: 0,
   });

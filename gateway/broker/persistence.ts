@@ -5,9 +5,10 @@
  * acknowledges (a SUBACK, a retained message) survives a power cut as readings do.
  *
  * The inbound QoS 2 state (`incoming:` keys: a PUBLISH held between PUBREC and PUBREL) takes two writes per QoS 2
- * message; they are grouped into one batch per turn of the event loop, synced unless `syncInboundQos2` is off. Off,
- * the state survives a process crash (the write is in the OS page cache) but not a power cut; after one, a re-sent
- * telemetry PUBLISH is still stored once (sequence dedup) and only local subscribers of the topic could see it twice.
+ * message; they go through a group commit (what arrives while one batch is written shares the next), synced unless
+ * `syncInboundQos2` is off. Off, the state survives a process crash (the write is in the OS page cache) but not a
+ * power cut; after one, a re-sent telemetry PUBLISH is still stored once (sequence dedup) and only local subscribers
+ * of the topic could see it twice.
  */
 import { createRequire } from 'node:module';
 import type { AedesOptions } from 'aedes';
@@ -28,7 +29,7 @@ type Op = { type: 'put'; key: unknown; value: unknown; options?: Options } | { t
 
 /**
  * A view of a sublevel whose writes are synchronous (fsync'd); the inbound QoS 2 state's puts and dels are grouped
- * into one batch per turn of the event loop, synced as `syncInboundQos2` says.
+ * through a group commit, synced as `syncInboundQos2` says.
  */
 export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
   const inbound = new GroupCommit<Op>({

@@ -1,4 +1,4 @@
-/** The topic grammar: the only place that parses device topics or builds them. */
+/** The topic grammar: the only place that parses device topics. */
 
 export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -73,12 +73,4 @@ export function createTopicRouter(opts: TopicRouterOptions): (topic: string) => 
     }
     return { kind: 'other' };
   };
-}
-
-export function telemetryTopic(prefix: string, deviceId: string): string {
-  return `${prefix}/${deviceId}/telemetry`;
-}
-
-export function statusTopic(prefix: string, deviceId: string): string {
-  return `${prefix}/${deviceId}/status`;
 }

@@ -1,7 +1,7 @@
 /**
  * Group commit (DESIGN.md "Storage"): while one batch is being written the next one collects; when the writer is
- * idle a batch goes at once (after the current turn of the event loop, so messages parsed from one socket read share
- * it). At low load one entry costs one write; under load the fsync is shared by the whole batch.
+ * idle a batch goes at once (on the next tick, so the messages Aedes hands over from one socket read share it). At low
+ * load one entry costs one write; under load the fsync is shared by the whole batch.
  *
  * Batches are written strictly one after another, so entries settle in the order they were enqueued: a device's acks
  * go out in the order it sent.

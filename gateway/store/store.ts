@@ -15,8 +15,6 @@ export interface Counters {
   rejected: number;
 }
 
-export const COUNTER_NAMES = ['received', 'stored', 'duplicate', 'stale', 'missing', 'late', 'rejected'] as const satisfies readonly (keyof Counters)[];
-
 export function zeroCounters(): Counters {
   return { received: 0, stored: 0, duplicate: 0, stale: 0, missing: 0, late: 0, rejected: 0 };
 }

@@ -86,8 +86,6 @@ export interface Ingest {
   devices(): DeviceRecord[];
   /** Per-QoS totals over all devices, as of the last successful write. */
   totals(): QosCounters;
-  /** Set while new QoS 1/2 readings are refused (backlog budget, disk space). */
-  readonly refusing: Refusal | null;
   /** The last write failure, cleared by the next successful write. */
   readonly lastWriteError: Error | null;
   /** Waits until everything accepted so far has been written or failed. */
@@ -155,6 +153,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     },
   });
 
+  /** The refusal last logged, so that each change is logged once. */
   let refusing: Refusal | null = null;
   /** The gate: a refused reading is not acked, so the device keeps it and sends it again later. */
   function refuse(msg: InboundMessage): Promise<void> | null {
@@ -280,9 +279,6 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     },
     get lastWriteError() {
       return lastWriteError;
-    },
-    get refusing() {
-      return refusing;
     },
     drain: () => commit.drain(),
   };

@@ -21,13 +21,18 @@ export async function freePort(): Promise<number> {
 export interface MosquittoProcess {
   port: number;
   url: string;
+  /** The broker's pid (undefined before start and after stop). */
+  readonly pid: number | undefined;
+  /** Whether the broker process is alive. */
+  readonly running: boolean;
   /** Stops the broker (SIGTERM: it saves its persistence file). */
   stop(): Promise<void>;
   /** Starts it (again) on the same port and persistence directory. */
   start(): Promise<void>;
 }
 
-export async function mosquittoProcess(dir: string, port: number): Promise<MosquittoProcess> {
+/** `command` is prepended to the broker's invocation, e.g. taskset. */
+export async function mosquittoProcess(dir: string, port: number, command: string[] = []): Promise<MosquittoProcess> {
   if (!existsSync(MOSQUITTO)) {
     throw new Error(`Mosquitto not found at ${MOSQUITTO}: install it (apt-get install mosquitto) or set MOSQUITTO_BIN`);
   }
@@ -55,15 +60,30 @@ export async function mosquittoProcess(dir: string, port: number): Promise<Mosqu
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
+    get pid() {
+      return child?.pid;
+    },
+    get running() {
+      return child !== undefined && child.exitCode === null && child.signalCode === null;
+    },
     async start() {
-      const proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const cmd = [...command, MOSQUITTO, '-c', conf];
+      const proc = spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
       child = proc;
       let log = '';
+      const collect = (d: string) => {
+        log += d;
+      };
+      const stderr = proc.stderr?.setEncoding('utf8');
+      stderr?.on('data', collect);
       await new Promise<void>((resolve, reject) => {
-        proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
-          log += d;
-          if (log.includes(' running')) resolve();
-        });
+        const ready = () => {
+          if (!log.includes(' running')) return;
+          // From here on the log is not needed; keep draining it so that it cannot fill memory or block the broker.
+          stderr?.off('data', collect).off('data', ready).resume();
+          resolve();
+        };
+        stderr?.on('data', ready);
         proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}):\n${log}`)));
         proc.once('error', reject);
       });

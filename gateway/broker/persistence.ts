@@ -7,13 +7,14 @@
  * The inbound QoS 2 state (`incoming:` keys: a PUBLISH held between PUBREC and PUBREL) takes two writes per QoS 2
  * message; they go through a group commit (what arrives while one batch is written shares the next), synced unless
  * `syncInboundQos2` is off. Off, the state survives a process crash (the write is in the OS page cache) but not a
- * power cut; after one, a re-sent telemetry PUBLISH is still stored once (sequence dedup) and only local subscribers
- * of the topic could see it twice.
+ * power cut. Readings the ingest deduplicated keep that state in memory instead (ingest-marks.ts says why nothing is
+ * lost): only QoS 2 messages on other topics, and rejected ones, take the durable path.
  */
 import { createRequire } from 'node:module';
 import type { AedesOptions } from 'aedes';
 import { GroupCommit } from '../store/group-commit.js';
 import type { Db } from '../store/level-store.js';
+import type { IngestMarks } from './ingest-marks.js';
 
 const require = createRequire(import.meta.url);
 const aedesPersistenceLevel = require('aedes-persistence-level') as (db: unknown) => NonNullable<AedesOptions['persistence']>;
@@ -74,7 +75,69 @@ export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
   });
 }
 
-/** The Aedes persistence the gateway runs with; also what the conformance suite tests. */
-export function createBrokerPersistence(db: Db, syncInboundQos2 = true): NonNullable<AedesOptions['persistence']> {
-  return aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2));
+type Persistence = NonNullable<AedesOptions['persistence']>;
+type Cb = (err: Error | null, packet?: unknown) => void;
+type Client = { id: string };
+type Inbound = { messageId?: number };
+type IncomingMethods = {
+  incomingStorePacket(client: Client, packet: Inbound, cb?: Cb): Promise<void> | undefined;
+  incomingGetPacket(client: Client, packet: Inbound, cb?: Cb): Promise<unknown> | undefined;
+  incomingDelPacket(client: Client, packet: Inbound, cb?: Cb): Promise<void> | undefined;
+  cleanIncoming(client: Client, cb?: Cb): Promise<void> | undefined;
+};
+
+/** Aedes calls these with promises; the conformance suite with callbacks. */
+function settle<T>(work: () => T, cb: Cb | undefined): Promise<T> | undefined {
+  const result = new Promise<T>((resolve) => resolve(work()));
+  if (!cb) return result;
+  result.then(
+    (value) => cb(null, value),
+    (err: Error) => cb(err),
+  );
+  return undefined;
+}
+
+/**
+ * Keeps the inbound QoS 2 state of packets the ingest deduplicated in memory (see ingest-marks.ts for why that loses
+ * nothing); every other packet's state goes to the durable store as before.
+ */
+function inboundInMemory(persistence: Persistence, marks: IngestMarks): Persistence {
+  const durable = persistence as unknown as IncomingMethods;
+  const store = { get: durable.incomingGetPacket, put: durable.incomingStorePacket, del: durable.incomingDelPacket, clean: durable.cleanIncoming };
+  const held = new Map<string, Map<number, Inbound>>();
+  const methods: IncomingMethods = {
+    incomingStorePacket(client, packet, cb) {
+      if (!marks.deduplicated(packet)) return store.put.call(persistence, client, packet, cb);
+      return settle(() => {
+        let byId = held.get(client.id);
+        if (!byId) held.set(client.id, (byId = new Map()));
+        byId.set(packet.messageId as number, packet);
+      }, cb);
+    },
+    incomingGetPacket(client, packet, cb) {
+      const found = held.get(client.id)?.get(packet.messageId as number);
+      if (!found) return store.get.call(persistence, client, packet, cb);
+      return settle(() => found, cb);
+    },
+    incomingDelPacket(client, packet, cb) {
+      const byId = held.get(client.id);
+      if (!byId?.delete(packet.messageId as number)) return store.del.call(persistence, client, packet, cb);
+      if (byId.size === 0) held.delete(client.id);
+      return settle(() => undefined, cb);
+    },
+    cleanIncoming(client, cb) {
+      held.delete(client.id);
+      return store.clean.call(persistence, client, cb);
+    },
+  };
+  return Object.assign(persistence, methods);
+}
+
+/**
+ * The Aedes persistence the gateway runs with; also what the conformance suite tests (without marks: no packet is
+ * marked there, so every call takes the durable path).
+ */
+export function createBrokerPersistence(db: Db, syncInboundQos2 = true, marks?: IngestMarks): Persistence {
+  const persistence = aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2));
+  return marks ? inboundInMemory(persistence, marks) : persistence;
 }

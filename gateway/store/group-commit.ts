@@ -22,32 +22,53 @@ export interface GroupCommitOptions<E> {
   onCommitted(entries: readonly E[], info: BatchInfo): void;
 }
 
-interface Pending<E> {
-  entry: E;
+/** A batch being collected or waiting for the writer. Its entries share one promise: no promise per entry. */
+interface Batch<E> {
+  entries: E[];
   sync: boolean;
+  done: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
 }
 
+function newBatch<E>(): Batch<E> {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  return { entries: [], sync: false, done, resolve, reject };
+}
+
 export class GroupCommit<E> {
   readonly #opts: GroupCommitOptions<E>;
-  #queue: Pending<E>[] = [];
+  /** Not yet handed to the writer, oldest first; only the last one still takes entries. */
+  #batches: Batch<E>[] = [];
+  #pending = 0;
   #running: Promise<void> | null = null;
 
   constructor(opts: GroupCommitOptions<E>) {
     this.#opts = opts;
   }
 
-  /** Resolves once the entry is written (and, with `sync`, on disk); rejects if its batch or an earlier one failed. */
+  /**
+   * Resolves once the entry is written (and, with `sync`, on disk); rejects if its batch or an earlier one failed.
+   * Entries of one batch get the same promise, so callbacks attached in enqueue order run in that order.
+   */
   enqueue(entry: E, sync: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ entry, sync, resolve, reject });
-      this.#running ??= this.#run();
-    });
+    let batch = this.#batches.at(-1);
+    if (batch === undefined || batch.entries.length >= this.#opts.maxBatch) {
+      batch = newBatch<E>();
+      this.#batches.push(batch);
+    }
+    batch.entries.push(entry);
+    if (sync) batch.sync = true;
+    this.#pending++;
+    this.#running ??= this.#run();
+    return batch.done;
   }
 
+  /** Entries not yet handed to the writer. */
   get pending(): number {
-    return this.#queue.length;
+    return this.#pending;
   }
 
   /** Resolves when everything enqueued so far has settled. */
@@ -60,27 +81,26 @@ export class GroupCommit<E> {
     // authorizePublish in one go, so they share the batch without waiting a whole event-loop turn.
     await new Promise<void>((resolve) => process.nextTick(resolve));
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#opts.maxBatch);
-        const sync = batch.some((p) => p.sync);
-        const entries = batch.map((p) => p.entry);
+      for (let batch = this.#batches.shift(); batch !== undefined; batch = this.#batches.shift()) {
+        this.#pending -= batch.entries.length;
         // performance.now(): write times are fractions of a millisecond, below Date.now()'s resolution.
         const started = performance.now();
         try {
-          await this.#opts.write(entries, sync);
+          await this.#opts.write(batch.entries, batch.sync);
         } catch (err) {
           // Later entries were classified against state that never reached the disk: fail them too.
-          const failed = batch.concat(this.#queue);
-          this.#queue = [];
+          const failed = [batch, ...this.#batches];
+          this.#batches = [];
+          this.#pending = 0;
           this.#opts.onFailure(
-            failed.map((p) => p.entry),
+            failed.flatMap((b) => b.entries),
             err,
           );
-          for (const p of failed) p.reject(err);
+          for (const b of failed) b.reject(err);
           return;
         }
-        this.#opts.onCommitted(entries, { size: batch.length, sync, ms: performance.now() - started });
-        for (const p of batch) p.resolve();
+        this.#opts.onCommitted(batch.entries, { size: batch.entries.length, sync: batch.sync, ms: performance.now() - started });
+        batch.resolve();
       }
     } finally {
       this.#running = null;

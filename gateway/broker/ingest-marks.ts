@@ -1,0 +1,33 @@
+/**
+ * What the ingest decided about a PUBLISH, kept on the packet object for the broker's later steps on the same packet
+ * (Aedes hands the one object from authorizePublish to the inbound QoS 2 store and to routing).
+ *
+ * A classified reading (contract or foreign) is deduplicated by the ingest, durably and before the ack. That makes two
+ * pieces of Aedes's per-message work redundant for it:
+ * - routing a repeat (a duplicate or stale copy) to local subscribers, who already had the first copy: it is skipped,
+ *   so subscribers see each reading once even at QoS 1 and across a gateway crash;
+ * - a durable inbound QoS 2 state (the PUBLISH held between PUBREC and PUBREL, two synced writes per message): it is
+ *   kept in memory. After a crash a re-sent PUBLISH is a repeat (not stored, not routed) and a re-sent PUBREL gets its
+ *   PUBCOMP either way, so what the devices and subscribers see is the same.
+ * Rejected messages are not deduplicated and keep the durable path.
+ */
+
+export type Seen = 'first' | 'repeat';
+
+export class IngestMarks {
+  readonly #marks = new WeakMap<object, Seen>();
+
+  mark(packet: object, seen: Seen): void {
+    this.#marks.set(packet, seen);
+  }
+
+  /** The ingest classified the packet: it is deduplicated by sequence (or content for foreign topics). */
+  deduplicated(packet: object): boolean {
+    return this.#marks.has(packet);
+  }
+
+  /** A duplicate or stale copy of a reading already stored. */
+  repeat(packet: object): boolean {
+    return this.#marks.get(packet) === 'repeat';
+  }
+}

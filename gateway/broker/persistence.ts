@@ -116,8 +116,15 @@ function inboundInMemory(persistence: Persistence, marks: IngestMarks): Persiste
     },
     incomingGetPacket(client, packet, cb) {
       const found = held.get(client.id)?.get(packet.messageId as number);
-      if (!found) return store.get.call(persistence, client, packet, cb);
-      return settle(() => found, cb);
+      if (found) return settle(() => found, cb);
+      // A deduplicated PUBLISH needs no look on disk (a disk read per QoS 2 reading): any copy held there could only
+      // make Aedes skip routing a repeat, which routing skips anyway. A PUBREL is not marked and looks in both.
+      if (marks.deduplicated(packet)) {
+        return settle(() => {
+          throw new Error('no such packet');
+        }, cb);
+      }
+      return store.get.call(persistence, client, packet, cb);
     },
     incomingDelPacket(client, packet, cb) {
       const byId = held.get(client.id);

@@ -12,7 +12,7 @@
  * Rejected messages are not deduplicated and keep the durable path.
  */
 
-export type Seen = 'first' | 'repeat';
+import type { Seen } from '../telemetry/ingest.js';
 
 // A symbol-keyed property on the packet rather than a WeakMap: a WeakMap entry per message cost ≈ 3% of the broker's
 // time at 100 × 10 and left an ephemeron per packet for the garbage collector.

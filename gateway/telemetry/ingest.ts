@@ -7,7 +7,6 @@
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
-import type { Seen } from '../broker/ingest-marks.js';
 import type { TopicRoute } from '../broker/topics.js';
 import { GroupCommit } from '../store/group-commit.js';
 import {
@@ -76,6 +75,9 @@ interface Entry extends CommitEntry {
 
 /** Counters of rejected messages that named no valid device live under this id, which no device id can take. */
 export const UNATTRIBUTED = '$unattributed';
+
+/** How dedup classified a reading: stored for the first time, or a duplicate or stale copy of a stored one. */
+export type Seen = 'first' | 'repeat';
 
 export interface Accepted {
   /**

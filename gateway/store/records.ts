@@ -4,6 +4,7 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
+import type { EpochState } from '../telemetry/dedup.js';
 import type { DeadLetter, DeviceRecord, StoredReading } from './store.js';
 
 const encoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
@@ -24,8 +25,8 @@ const counters = z.strictObject({
   late: count,
   rejected: count,
 });
-// cbor-x hands byte strings back as Buffers; copy them into plain Uint8Arrays, whose slice() copies.
-const window = z.instanceof(Uint8Array).transform((b) => new Uint8Array(b));
+// On disk the dedup window is a byte string; in memory a plain array (see EpochState).
+const window = z.instanceof(Uint8Array).transform((b) => Array.from(b));
 const epoch = z.strictObject({ boot: count, highSeq: count, window });
 const deviceSchema = z.strictObject({
   f: z.literal(DEVICE_FORMAT),
@@ -38,8 +39,15 @@ const deviceSchema = z.strictObject({
   counters: z.tuple([counters, counters, counters]),
 });
 
+const epochBytes = (e: EpochState) => ({ boot: e.boot, highSeq: e.highSeq, window: Uint8Array.from(e.window) });
+
 export function encodeDevice(record: DeviceRecord): Uint8Array {
-  return encoder.encode({ f: DEVICE_FORMAT, ...record });
+  const { dedup } = record;
+  return encoder.encode({
+    f: DEVICE_FORMAT,
+    ...record,
+    dedup: dedup && { current: epochBytes(dedup.current), previous: dedup.previous && epochBytes(dedup.previous) },
+  });
 }
 
 export function decodeDevice(bytes: Uint8Array): DeviceRecord {

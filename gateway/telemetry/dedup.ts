@@ -10,7 +10,12 @@
 export interface EpochState {
   readonly boot: number;
   readonly highSeq: number;
-  readonly window: Uint8Array;
+  /**
+   * The W bits, 8 per element. A plain array of small integers, not a Uint8Array: a new or late reading copies the
+   * window, and copying a 128-byte typed array (its backing store lives outside the V8 heap) cost ≈ 1 µs against
+   * ≈ 0.1 µs for this array. The store keeps it as bytes.
+   */
+  readonly window: readonly number[];
 }
 
 export interface DedupState {
@@ -35,20 +40,20 @@ export interface Classification {
   missingDelta: number;
 }
 
-function hasBit(window: Uint8Array, index: number): boolean {
+function hasBit(window: readonly number[], index: number): boolean {
   return ((window[index >>> 3] as number) & (1 << (index & 7))) !== 0;
 }
 
-function setBit(window: Uint8Array, index: number): void {
+function setBit(window: number[], index: number): void {
   window[index >>> 3] = (window[index >>> 3] as number) | (1 << (index & 7));
 }
 
-function clearBit(window: Uint8Array, index: number): void {
+function clearBit(window: number[], index: number): void {
   window[index >>> 3] = (window[index >>> 3] as number) & ~(1 << (index & 7));
 }
 
 function freshEpoch(boot: number, seq: number, windowBits: number): EpochState {
-  const window = new Uint8Array(windowBits / 8);
+  const window = new Array<number>(windowBits / 8).fill(0);
   setBit(window, seq % windowBits);
   return { boot, highSeq: seq, window };
 }
@@ -59,7 +64,7 @@ function classifyInEpoch(epoch: EpochState, seq: number): EpochResult {
   const bits = epoch.window.length * 8;
   if (seq > epoch.highSeq) {
     const jump = seq - epoch.highSeq;
-    const window = jump >= bits ? new Uint8Array(epoch.window.length) : new Uint8Array(epoch.window);
+    const window = jump >= bits ? new Array<number>(epoch.window.length).fill(0) : epoch.window.slice();
     if (jump < bits) {
       for (let s = epoch.highSeq + 1; s < seq; s++) clearBit(window, s % bits);
     }
@@ -68,7 +73,7 @@ function classifyInEpoch(epoch: EpochState, seq: number): EpochResult {
   }
   if (seq <= epoch.highSeq - bits) return { verdict: 'stale', epoch, missingDelta: 0 };
   if (hasBit(epoch.window, seq % bits)) return { verdict: 'duplicate', epoch, missingDelta: 0 };
-  const window = new Uint8Array(epoch.window);
+  const window = epoch.window.slice();
   setBit(window, seq % bits);
   return { verdict: 'late', epoch: { boot: epoch.boot, highSeq: epoch.highSeq, window }, missingDelta: -1 };
 }

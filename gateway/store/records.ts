@@ -4,7 +4,7 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
-import type { EpochState } from '../telemetry/dedup.js';
+import { windowBytes, windowFromBytes, type EpochState } from '../telemetry/dedup.js';
 import type { DeadLetter, DeviceRecord, StoredReading } from './store.js';
 
 const encoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
@@ -25,9 +25,10 @@ const counters = z.strictObject({
   late: count,
   rejected: count,
 });
-// On disk the dedup window is a byte string; in memory a plain array (see EpochState).
-const window = z.instanceof(Uint8Array).transform((b) => Array.from(b));
-const epoch = z.strictObject({ boot: count, highSeq: count, window });
+// On disk the dedup window is a byte string; in memory 32-bit words (see EpochState).
+const epoch = z
+  .strictObject({ boot: count, highSeq: count, window: z.instanceof(Uint8Array) })
+  .transform(({ boot, highSeq, window }) => ({ boot, highSeq, ...windowFromBytes(window) }));
 const deviceSchema = z.strictObject({
   f: z.literal(DEVICE_FORMAT),
   id: z.string(),
@@ -39,7 +40,7 @@ const deviceSchema = z.strictObject({
   counters: z.tuple([counters, counters, counters]),
 });
 
-const epochBytes = (e: EpochState) => ({ boot: e.boot, highSeq: e.highSeq, window: Uint8Array.from(e.window) });
+const epochBytes = (e: EpochState) => ({ boot: e.boot, highSeq: e.highSeq, window: windowBytes(e) });
 
 export function encodeDevice(record: DeviceRecord): Uint8Array {
   const { dedup } = record;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classify, type DedupState, type Verdict } from '../../gateway/telemetry/dedup.js';
+import { classify, windowBytes, windowFromBytes, type DedupState, type Verdict } from '../../gateway/telemetry/dedup.js';
 
 /** The reference model: a set of seen sequence numbers per epoch, "inside the window" meaning seq > high - W. */
 class Model {
@@ -131,5 +131,28 @@ describe('dedup', () => {
     expect(classify(rebooted.state, 1, 20, w).verdict).toBe('duplicate');
     const twice = classify(rebooted.state, 3, 0, w);
     expect(classify(twice.state, 1, 19, w).verdict).toBe('stale');
+  });
+
+  it('keeps the window as bytes in the stored layout (bit s in byte s >> 3, bit s & 7) and reads it back', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 64 }).chain((n) => fc.tuple(fc.constant(n * 8), fc.uniqueArray(fc.nat(100_000), { minLength: 1, maxLength: 50 }))),
+        ([w, seqs]) => {
+          let state: DedupState | null = null;
+          for (const seq of seqs) state = classify(state, 1, seq, w).state;
+          const current = (state as DedupState).current;
+          const bytes = windowBytes(current);
+          expect(bytes.length).toBe(w / 8);
+          const high = Math.max(...seqs);
+          for (const seq of seqs.filter((x) => x > high - w)) {
+            const bit = seq % w;
+            expect(((bytes[bit >> 3] as number) >> (bit & 7)) & 1).toBe(1);
+          }
+          const back = { ...current, ...windowFromBytes(bytes) };
+          expect(back).toEqual(current);
+          for (const seq of seqs) expect(classify({ current: back, previous: null }, 1, seq, w).verdict).toBe(classify(state, 1, seq, w).verdict);
+        },
+      ),
+    );
   });
 });

@@ -54,20 +54,27 @@ interface Row {
 }
 const rows: Row[] = [];
 
-function measureSync(stage: string, fn: (i: number) => void): void {
-  for (let i = 0; i < Math.min(N, 20_000); i++) fn(i);
+/** Runs all N readings through `run` and records the rate and the process's CPU time (every thread) per reading. */
+async function timed(stage: string, run: () => void | Promise<void>): Promise<void> {
   const cpu = process.cpuUsage();
   const t = performance.now();
-  for (let i = 0; i < N; i++) fn(i);
+  await run();
   const wall = performance.now() - t;
   const used = process.cpuUsage(cpu);
   rows.push({ stage, rate: (N / wall) * 1000, cpuUs: (used.user + used.system) / N });
 }
 
-measureSync('decode (cbor-x)', (i) => decodePayload(payloads[i] as Buffer, MAX_BYTES));
-measureSync('decode + validate (zod)', (i) => decodeReading(payloads[i] as Buffer, devOf[i] as string, { maxBytes: MAX_BYTES }));
+async function measureSync(stage: string, fn: (i: number) => void): Promise<void> {
+  for (let i = 0; i < Math.min(N, 20_000); i++) fn(i);
+  await timed(stage, () => {
+    for (let i = 0; i < N; i++) fn(i);
+  });
+}
+
+await measureSync('decode (cbor-x)', (i) => decodePayload(payloads[i] as Buffer, MAX_BYTES));
+await measureSync('decode + validate (zod)', (i) => decodeReading(payloads[i] as Buffer, devOf[i] as string, { maxBytes: MAX_BYTES }));
 const states = new Map<string, DedupState | null>();
-measureSync('decode + validate + dedup', (i) => {
+await measureSync('decode + validate + dedup', (i) => {
   const id = devOf[i] as string;
   const r = decodeReading(payloads[i] as Buffer, id, { maxBytes: MAX_BYTES });
   if (r.ok) states.set(id, classify(states.get(id) ?? null, r.value.boot, r.value.seq, 1024).state);
@@ -87,9 +94,7 @@ async function runIngest(stage: string, store: TelemetryStore, syncWrites: boole
     now: Date.now,
   });
   let sent = 0;
-  const cpu = process.cpuUsage();
-  const t = performance.now();
-  await new Promise<void>((resolve, reject) => {
+  await timed(stage, () => new Promise<void>((resolve, reject) => {
     let open = 0;
     const burst = () => {
       if (sent >= N) {
@@ -109,10 +114,7 @@ async function runIngest(stage: string, store: TelemetryStore, syncWrites: boole
       }, reject);
     };
     for (let k = 0; k < 3; k++) burst();
-  });
-  const wall = performance.now() - t;
-  const used = process.cpuUsage(cpu);
-  rows.push({ stage, rate: (N / wall) * 1000, cpuUs: (used.user + used.system) / N });
+  }));
   await ingest.drain();
 }
 
@@ -143,16 +145,13 @@ for (const sync of [false, true]) {
   const dir = await mkdtemp(join(tmpdir(), 'sensorgate-ingest-path-'));
   const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
   await db.open();
-  const cpu = process.cpuUsage();
-  const t = performance.now();
-  for (let i = 0; i < N; i += BURST * 3) {
-    const batch = db.batch();
-    for (let k = i; k < Math.min(N, i + BURST * 3); k++) batch.put(`${devOf[k]}!${String(k).padStart(14, '0')}`, payloads[k] as Buffer);
-    await batch.write({ sync: true });
-  }
-  const wall = performance.now() - t;
-  const used = process.cpuUsage(cpu);
-  rows.push({ stage: 'raw payloads in LevelDB sync batches only', rate: (N / wall) * 1000, cpuUs: (used.user + used.system) / N });
+  await timed('raw payloads in LevelDB sync batches only', async () => {
+    for (let i = 0; i < N; i += BURST * 3) {
+      const batch = db.batch();
+      for (let k = i; k < Math.min(N, i + BURST * 3); k++) batch.put(`${devOf[k]}!${String(k).padStart(14, '0')}`, payloads[k] as Buffer);
+      await batch.write({ sync: true });
+    }
+  });
   await db.close();
   await rm(dir, { recursive: true, force: true });
 }

@@ -2,7 +2,6 @@
 import { resolve } from 'node:path';
 import { startBroker, type Broker } from './broker/broker.js';
 import { createAuthorizePublish } from './broker/hooks.js';
-import { IngestMarks } from './broker/ingest-marks.js';
 import { createBrokerPersistence } from './broker/persistence.js';
 import { createTopicRouter } from './broker/topics.js';
 import type { FrozenConfig } from './config.js';
@@ -124,8 +123,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           });
         }
         const route = createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign });
-        const marks = new IngestMarks();
-        const persistence = createBrokerPersistence(store.db, config.store.syncInboundQos2, marks);
+        const persistence = createBrokerPersistence(store.db, config.store.syncInboundQos2);
         broker = await startBroker({
           id: config.gatewayId,
           host: config.mqtt.host,
@@ -136,10 +134,8 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
             metrics,
             now,
             storeRetained: (packet) => persistence.storeRetained(packet as never),
-            marks,
           }),
           persistence,
-          marks,
           log: log.child({ module: 'broker' }),
         });
         const running = forwarder;

@@ -22,6 +22,9 @@ export interface MetricSources {
   repairLostBytes(): number;
 }
 
+/** Seconds, for the write and ack latencies: from a tenth of a millisecond (an unsynced write) to a second. */
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
 export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   const outcomes = new Counter({
@@ -46,14 +49,14 @@ export function createMetrics(sources: MetricSources): Metrics {
     name: 'sensorgate_commit_write_seconds',
     help: 'Time to write one commit batch; sync="true" batches include the fsync',
     labelNames: ['sync'] as const,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
   const ackSeconds = new Histogram({
     name: 'sensorgate_ack_latency_seconds',
     help: 'From PUBLISH received to the ack being released (QoS 1 PUBACK, QoS 2 PUBREC; QoS 0: accepted)',
     labelNames: ['qos'] as const,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
   const failures = new Counter({

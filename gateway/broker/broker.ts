@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { IngestMarks } from './ingest-marks.js';
+import { isRepeat } from './ingest-marks.js';
 
 export interface BrokerOptions {
   id: string;
@@ -13,8 +13,6 @@ export interface BrokerOptions {
   authorizePublish: NonNullable<AedesOptions['authorizePublish']>;
   /** Where sessions, retained messages, wills and inbound QoS 2 state live (default: Aedes's in-memory store). */
   persistence?: AedesOptions['persistence'];
-  /** Repeats marked here are acked but not routed to local subscribers (see ingest-marks.ts). */
-  marks?: IngestMarks;
   log: Logger;
 }
 
@@ -37,23 +35,20 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     // chunk only after every publish of the previous one was routed, and a slow subscriber's socket pushes back.
     concurrency: 0,
   });
-  const { marks } = opts;
-  if (marks) {
-    // Aedes routes every PUBLISH it accepts through publish(); a repeat of a stored reading stops here (its ack is
-    // already sent or, at QoS 2, follows), so local subscribers get each reading once.
-    // Aedes 1.x calls publish(packet, client, done) internally; its typings only show the (packet, done) form.
-    type Done = (err?: Error | null) => void;
-    type Publish = (packet: object, client: unknown, done?: Done) => void;
-    const internal = aedes as unknown as { publish: Publish };
-    const route = internal.publish.bind(aedes);
-    internal.publish = (packet, client, done) => {
-      if (marks.repeat(packet)) {
-        (typeof client === 'function' ? (client as Done) : done)?.(null);
-        return;
-      }
-      route(packet, client, done);
-    };
-  }
+  // Aedes routes every PUBLISH it accepts through publish(); a repeat of a stored reading stops here (its ack is
+  // already sent or, at QoS 2, follows), so local subscribers get each reading once (ingest-marks.ts).
+  // Aedes 1.x calls publish(packet, client, done) internally; its typings only show the (packet, done) form.
+  type Done = (err?: Error | null) => void;
+  type Publish = (packet: object, client: unknown, done?: Done) => void;
+  const internal = aedes as unknown as { publish: Publish };
+  const route = internal.publish.bind(aedes);
+  internal.publish = (packet, client, done) => {
+    if (isRepeat(packet)) {
+      (typeof client === 'function' ? (client as Done) : done)?.(null);
+      return;
+    }
+    route(packet, client, done);
+  };
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'));
 

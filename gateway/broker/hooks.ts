@@ -6,7 +6,7 @@
  */
 import type { AedesOptions } from 'aedes';
 import type { Metrics } from '../metrics.js';
-import type { IngestMarks } from './ingest-marks.js';
+import { markSeen } from './ingest-marks.js';
 import type { Qos } from '../store/store.js';
 import type { Ingest } from '../telemetry/ingest.js';
 import type { TopicRoute } from './topics.js';
@@ -23,12 +23,10 @@ export interface PublishHookDeps {
    * here first (Aedes's own store later overwrites it with the same message) makes the ack mean "on disk".
    */
   storeRetained?: (packet: Parameters<AuthorizePublish>[1]) => Promise<unknown>;
-  /** Where the ingest's dedup decision is left for routing and the inbound QoS 2 store. */
-  marks: IngestMarks;
 }
 
 export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish {
-  const { route, ingest, metrics, now, storeRetained, marks } = deps;
+  const { route, ingest, metrics, now, storeRetained } = deps;
   return (client, packet, callback) => {
     const r = route(packet.topic);
     if (r.kind === 'other' || r.kind === 'status') {
@@ -50,7 +48,8 @@ export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish 
       },
       r,
     );
-    if (seen !== null) marks.mark(packet, seen);
+    // Left on the packet for routing and the inbound QoS 2 store (ingest-marks.ts).
+    if (seen !== null) markSeen(packet, seen);
     if (done === null) {
       metrics.ack(qos, now() - started);
       callback(null);

@@ -19,18 +19,16 @@ import type { Seen } from '../telemetry/ingest.js';
 const SEEN = Symbol('sensorgate.seen');
 type Marked = { [SEEN]?: Seen };
 
-export class IngestMarks {
-  mark(packet: object, seen: Seen): void {
-    (packet as Marked)[SEEN] = seen;
-  }
+export function markSeen(packet: object, seen: Seen): void {
+  (packet as Marked)[SEEN] = seen;
+}
 
-  /** The ingest classified the packet: it is deduplicated by sequence (or content for foreign topics). */
-  deduplicated(packet: object): boolean {
-    return (packet as Marked)[SEEN] !== undefined;
-  }
+/** The ingest classified the packet: it is deduplicated by sequence (or content for foreign topics). */
+export function isDeduplicated(packet: object): boolean {
+  return (packet as Marked)[SEEN] !== undefined;
+}
 
-  /** A duplicate or stale copy of a reading already stored. */
-  repeat(packet: object): boolean {
-    return (packet as Marked)[SEEN] === 'repeat';
-  }
+/** A duplicate or stale copy of a reading already stored. */
+export function isRepeat(packet: object): boolean {
+  return (packet as Marked)[SEEN] === 'repeat';
 }

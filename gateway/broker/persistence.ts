@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import type { AedesOptions } from 'aedes';
 import { GroupCommit } from '../store/group-commit.js';
 import type { Db } from '../store/level-store.js';
-import type { IngestMarks } from './ingest-marks.js';
+import { isDeduplicated } from './ingest-marks.js';
 
 const require = createRequire(import.meta.url);
 const aedesPersistenceLevel = require('aedes-persistence-level') as (db: unknown) => NonNullable<AedesOptions['persistence']>;
@@ -101,13 +101,13 @@ function settle<T>(work: () => T, cb: Cb | undefined): Promise<T> | undefined {
  * Keeps the inbound QoS 2 state of packets the ingest deduplicated in memory (see ingest-marks.ts for why that loses
  * nothing); every other packet's state goes to the durable store as before.
  */
-function inboundInMemory(persistence: Persistence, marks: IngestMarks): Persistence {
+function inboundInMemory(persistence: Persistence): Persistence {
   const durable = persistence as unknown as IncomingMethods;
   const store = { get: durable.incomingGetPacket, put: durable.incomingStorePacket, del: durable.incomingDelPacket, clean: durable.cleanIncoming };
   const held = new Map<string, Map<number, Inbound>>();
   const methods: IncomingMethods = {
     incomingStorePacket(client, packet, cb) {
-      if (!marks.deduplicated(packet)) return store.put.call(persistence, client, packet, cb);
+      if (!isDeduplicated(packet)) return store.put.call(persistence, client, packet, cb);
       return settle(() => {
         let byId = held.get(client.id);
         if (!byId) held.set(client.id, (byId = new Map()));
@@ -119,7 +119,7 @@ function inboundInMemory(persistence: Persistence, marks: IngestMarks): Persiste
       if (found) return settle(() => found, cb);
       // A deduplicated PUBLISH needs no look on disk (a disk read per QoS 2 reading): any copy held there could only
       // make Aedes skip routing a repeat, which routing skips anyway. A PUBREL is not marked and looks in both.
-      if (marks.deduplicated(packet)) {
+      if (isDeduplicated(packet)) {
         return settle(() => {
           throw new Error('no such packet');
         }, cb);
@@ -141,10 +141,9 @@ function inboundInMemory(persistence: Persistence, marks: IngestMarks): Persiste
 }
 
 /**
- * The Aedes persistence the gateway runs with; also what the conformance suite tests (without marks: no packet is
- * marked there, so every call takes the durable path).
+ * The Aedes persistence the gateway runs with; also what the conformance suite tests (its packets carry no ingest mark,
+ * so all of them take the durable path).
  */
-export function createBrokerPersistence(db: Db, syncInboundQos2 = true, marks?: IngestMarks): Persistence {
-  const persistence = aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2));
-  return marks ? inboundInMemory(persistence, marks) : persistence;
+export function createBrokerPersistence(db: Db, syncInboundQos2 = true): Persistence {
+  return inboundInMemory(aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2)));
 }

@@ -130,8 +130,6 @@ const OUTCOMES = {
   rejected: ['rejected'],
 } as const satisfies Record<string, readonly Outcome[]>;
 
-const OUTCOME_NAMES = ['received', 'stored', 'duplicate', 'stale', 'late', 'rejected'] as const satisfies readonly Outcome[];
-const OUTCOME_INDEX = Object.fromEntries(OUTCOME_NAMES.map((o, i) => [o, i])) as Record<Outcome, number>;
 
 function emptyRecord(id: string): DeviceRecord {
   return { id, dedup: null, foreign: null, lastSeen: 0, counters: [zeroCounters(), zeroCounters(), zeroCounters()] };
@@ -150,11 +148,6 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     record.counters.forEach((c, q) => metrics.missing(q as Qos, c.missing));
   }
 
-  const tally = new Uint32Array(OUTCOME_NAMES.length * 3);
-  const count = (o: Outcome, qos: Qos) => {
-    const i = OUTCOME_INDEX[o] * 3 + qos;
-    tally[i] = (tally[i] as number) + 1;
-  };
   const commit = new GroupCommit<Entry>({
     maxBatch: options.maxBatch,
     write: (entries, sync) => store.write(entries, sync && options.syncWrites),
@@ -162,17 +155,19 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       lastWriteError = null;
       metrics.batch(info.size, info.sync, info.ms);
       // Counted per batch, not per message: a prom-client call per outcome was a visible share of the hot path.
-      tally.fill(0);
+      const tally = new Map<Outcome, [number, number, number]>();
+      const count = (o: Outcome, qos: Qos) => {
+        const byQos = tally.get(o) ?? [0, 0, 0];
+        byQos[qos]++;
+        tally.set(o, byQos);
+      };
       for (const e of entries) {
         if (e.device) durable.set(e.device.id, e.device);
         count('received', e.qos);
         for (const o of e.outcomes) count(o, e.qos);
         if (e.missingDelta !== 0) metrics.missing(e.qos, e.missingDelta);
       }
-      for (let i = 0; i < tally.length; i++) {
-        const n = tally[i] as number;
-        if (n > 0) metrics.outcome(OUTCOME_NAMES[Math.floor(i / 3)] as Outcome, (i % 3) as Qos, n);
-      }
+      for (const [o, byQos] of tally) byQos.forEach((n, qos) => n > 0 && metrics.outcome(o, qos as Qos, n));
       deps.onCommitted?.(entries);
     },
     onFailure(entries, err) {

@@ -50,17 +50,11 @@ export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish 
     );
     // Left on the packet for routing and the inbound QoS 2 store (ingest-marks.ts).
     if (seen !== null) markSeen(packet, seen);
-    if (done === null) {
+    const ack = () => {
       metrics.ack(qos, now() - started);
       callback(null);
-      return;
-    }
-    done.then(
-      () => {
-        metrics.ack(qos, now() - started);
-        callback(null);
-      },
-      (err: Error) => callback(err),
-    );
+    };
+    if (done === null) ack();
+    else done.then(ack, (err: Error) => callback(err));
   };
 }

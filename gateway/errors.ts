@@ -7,6 +7,7 @@ export type GatewayErrorCode =
   | 'GW_STORE_OPEN_FAILED'
   | 'GW_STORE_NOT_OPEN'
   | 'GW_STORE_WRITE_FAILED'
+  | 'GW_STORE_READ_FAILED'
   | 'GW_LISTEN_FAILED'
   | 'GW_BACKLOG_FULL'
   | 'GW_DISK_FULL';

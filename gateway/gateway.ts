@@ -4,6 +4,7 @@ import { startBroker, type Broker } from './broker/broker.js';
 import { createAuthorizePublish } from './broker/hooks.js';
 import { createBrokerPersistence } from './broker/persistence.js';
 import { createTopicRouter } from './broker/topics.js';
+import { brokerId } from './broker/wills.js';
 import type { FrozenConfig } from './config.js';
 import { createApiHandler } from './http/api.js';
 import { startHttp, type HttpServer } from './http/server.js';
@@ -125,7 +126,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         const route = createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign });
         const persistence = createBrokerPersistence(store.db, config.store.syncInboundQos2);
         broker = await startBroker({
-          id: config.gatewayId,
+          id: brokerId(config.gatewayId, await openStore.countStart()),
           host: config.mqtt.host,
           port: config.mqtt.port,
           authorizePublish: createAuthorizePublish({

@@ -4,9 +4,14 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isRepeat } from './ingest-marks.js';
+import { orderRouting } from './routing.js';
+import { publishOrphanedWills } from './wills.js';
 
 export interface BrokerOptions {
+  /**
+   * Unique to this start of the gateway (wills.ts says why): Aedes keys queued messages and wills by broker id, and
+   * takes a will whose broker id is its own for that of a device still connected.
+   */
   id: string;
   host: string;
   port: number;
@@ -31,24 +36,21 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     ...(opts.persistence ? { persistence: opts.persistence } : {}),
     // No limit on messages routed at once. With Aedes's default (100), a QoS 0 flood with a subscriber attached queues
     // messages inside mqemitter without bound, and releasing that queue recurses until the stack overflows (seen
-    // here: the gateway on Aedes 1.2 / mqemitter 7.1 died within seconds of a 100-publisher flood). Unlimited is still bounded: Aedes reads a connection's next
-    // chunk only after every publish of the previous one was routed, and a slow subscriber's socket pushes back.
+    // here: the gateway on Aedes 1.2 / mqemitter 7.1 died within seconds of a 100-publisher flood). Unlimited is still
+    // bounded: Aedes reads a connection's next chunk only after every publish of the previous one was routed, and a
+    // slow subscriber's socket pushes back.
     concurrency: 0,
   });
-  // Aedes routes every PUBLISH it accepts through publish(); a repeat of a stored reading stops here (its ack is
-  // already sent or, at QoS 2, follows), so local subscribers get each reading once (ingest-marks.ts).
-  // Aedes 1.x calls publish(packet, client, done) internally; its typings only show the (packet, done) form.
-  type Done = (err?: Error | null) => void;
-  type Publish = (packet: object, client: unknown, done?: Done) => void;
-  const internal = aedes as unknown as { publish: Publish };
-  const route = internal.publish.bind(aedes);
-  internal.publish = (packet, client, done) => {
-    if (isRepeat(packet)) {
-      (typeof client === 'function' ? (client as Done) : done)?.(null);
-      return;
-    }
-    route(packet, client, done);
-  };
+  orderRouting(aedes);
+  const closeAedes = () => new Promise<void>((resolve) => aedes.close(() => resolve()));
+  try {
+    // Before the listener opens, so that no device can connect and leave a new will under the same key first.
+    const wills = await publishOrphanedWills(aedes, opts.authorizePublish);
+    if (wills > 0) log.info({ wills }, 'published the wills of devices that were connected when the gateway stopped');
+  } catch (err) {
+    await closeAedes();
+    throw new GatewayError('GW_STORE_READ_FAILED', `cannot publish the wills left by the last run: ${(err as Error).message}`, { cause: err });
+  }
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'));
 
@@ -58,7 +60,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     server.listen(opts.port, opts.host);
     await once(server, 'listening');
   } catch (err) {
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await closeAedes();
     throw new GatewayError('GW_LISTEN_FAILED', `MQTT cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
       cause: err,
     });
@@ -73,7 +75,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     close() {
       closing ??= Promise.all([
         new Promise<void>((resolve) => server.close(() => resolve())),
-        new Promise<void>((resolve) => aedes.close(() => resolve())),
+        closeAedes(),
       ]).then(() => undefined);
       return closing;
     },

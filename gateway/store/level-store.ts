@@ -128,6 +128,14 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     return value === undefined ? 0 : (decodeValue(value) as number);
   }
 
+  /** Counts this start of the gateway (durably) and returns the count: 1 for a new store. */
+  async countStart(): Promise<number> {
+    const value = await this.#meta.get('starts');
+    const starts = (value === undefined ? 0 : (decodeValue(value) as number)) + 1;
+    await this.#meta.put('starts', encodeValue(starts), { sync: true } as never);
+    return starts;
+  }
+
   async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
     if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open');
     // A chained batch with the sublevels' prefixes applied here (the same bytes the sublevels write): for batches of

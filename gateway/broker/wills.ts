@@ -33,8 +33,12 @@ export async function publishOrphanedWills(aedes: Aedes, authorizePublish: Autho
   const publish = promisify((packet: Will, cb: (err?: Error | null) => void) => aedes.publish(packet, cb));
   let published = 0;
   for await (const will of persistence.streamWill({ [aedes.id]: Date.now() })) {
-    await authorize(null, will);
-    await publish(will);
+    // Routed as this broker's own packet: under the dead broker's id its counter (numbered anew from 1 at each start)
+    // would collide with that broker's packets still queued for persistent sessions, and lose to them in Aedes's
+    // per-client dedupe (routing.ts).
+    const packet: Will = { ...will, brokerId: aedes.id };
+    await authorize(null, packet);
+    await publish(packet);
     await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
     published++;
   }

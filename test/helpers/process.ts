@@ -53,7 +53,7 @@ export async function waitReady(s: Spawned): Promise<Ready> {
 
 export async function startGatewayProcess(dataDir: string, extra: string[] = []): Promise<Spawned & { ready: Ready }> {
   const s = spawnGateway(['start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', ...extra], {
-    SENSORGATE_LOG_LEVEL: 'warn',
+    SENSORGATE_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
   });
   return { ...s, ready: await waitReady(s) };
 }

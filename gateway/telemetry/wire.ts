@@ -20,6 +20,46 @@ export const WEATHER_RANGES: Readonly<Record<string, readonly [number, number]>>
 const MAX_MEASUREMENTS = 64;
 const MEASUREMENT_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/**
+ * A CBOR integer as a number. Device libraries write every integer in its smallest form, so a millisecond timestamp
+ * (above 2^32) arrives as a uint64, which cbor-x decodes to a BigInt; one that fits in 53 bits is the same number.
+ */
+function safeInteger(value: bigint): number | null {
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : null;
+}
+
+const beyondSafe = (value: bigint) => `integer ${value} is beyond ±(2^53 − 1)`;
+
+/** A number, or a CBOR (u)int64 that fits in 53 bits; then the checks of `number`. */
+function wireInteger(number: z.ZodNumber) {
+  return z
+    .union([z.number(), z.bigint()])
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      const n = safeInteger(value);
+      if (n === null) ctx.issues.push({ code: 'custom', input: value, message: beyondSafe(value) });
+      return n ?? 0;
+    })
+    .pipe(number);
+}
+
+/**
+ * The device time: ms since the Unix epoch, or a CBOR date (tag 1, epoch seconds, integer or float; tag 0, an RFC 3339
+ * string), which cbor-x decodes to a Date.
+ */
+const timestamp = z
+  .union([z.number(), z.bigint(), z.date()])
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const n = value instanceof Date ? value.getTime() : safeInteger(value);
+    if (n === null || Number.isNaN(n)) {
+      ctx.issues.push({ code: 'custom', input: value, message: value instanceof Date ? 'invalid date' : beyondSafe(value as bigint) });
+      return 0;
+    }
+    return n;
+  })
+  .pipe(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER));
+
 const isMap = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
 
@@ -40,7 +80,16 @@ const measurements = z.custom<Record<string, number>>().check((ctx) => {
     ctx.issues.push({ code: 'custom', input: m, message: `at most ${MAX_MEASUREMENTS} measurements` });
   }
   for (const name of names) {
-    const value = m[name];
+    let value = m[name];
+    if (typeof value === 'bigint') {
+      const n = safeInteger(value);
+      if (n === null) {
+        ctx.issues.push({ code: 'custom', input: value, path: [name], message: beyondSafe(value) });
+        continue;
+      }
+      // Only its own freshly decoded map is written to.
+      m[name] = value = n;
+    }
     if (!MEASUREMENT_NAME.test(name)) {
       ctx.issues.push({ code: 'custom', input: name, path: [name], message: `measurement names match ${MEASUREMENT_NAME.source}` });
     }
@@ -56,10 +105,10 @@ const measurements = z.custom<Record<string, number>>().check((ctx) => {
 });
 
 export const readingSchema = z.strictObject({
-  v: z.literal(1),
-  boot: z.number().int().min(0).max(0xffff_ffff),
-  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  ts: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  v: wireInteger(z.number()).pipe(z.literal(1)),
+  boot: wireInteger(z.number().int().min(0).max(0xffff_ffff)),
+  seq: wireInteger(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)),
+  ts: timestamp,
   m: measurements,
   id: z.string().optional(),
 });
@@ -86,13 +135,19 @@ const cborEncoder = new Encoder({ mapsAsObjects: true, useRecords: false, variab
 
 const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 
-/** DESIGN.md: MQTT 5 content type where present, else JSON if the first (non-blank) byte is `{`, else CBOR. */
+/** Where the content starts: after a UTF-8 byte order mark, which some JSON writers (.NET, PowerShell) put first. */
+function contentStart(payload: Uint8Array): number {
+  return payload[0] === 0xef && payload[1] === 0xbb && payload[2] === 0xbf ? 3 : 0;
+}
+
+/** The MQTT 5 content type where present, else JSON if the first non-blank byte is `{` (or `[`), else CBOR. */
 export function detectEncoding(payload: Uint8Array, contentType?: string): Encoding {
   if (contentType !== undefined) {
     if (/json/i.test(contentType)) return 'json';
     if (/cbor/i.test(contentType)) return 'cbor';
   }
-  for (const byte of payload) {
+  for (let i = contentStart(payload); i < payload.length; i++) {
+    const byte = payload[i] as number;
     if (WHITESPACE.has(byte)) continue;
     return byte === 0x7b || byte === 0x5b ? 'json' : 'cbor';
   }
@@ -108,7 +163,7 @@ export function decodePayload(payload: Uint8Array, maxBytes: number, contentType
   try {
     const value: unknown =
       encoding === 'json'
-        ? JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'))
+        ? JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8', contentStart(payload)))
         : cborDecoder.decode(payload);
     return { ok: true, value, encoding };
   } catch (err) {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClassicLevel } from 'classic-level';
+import { loadConfig } from '../gateway/config.js';
 import { createLogger } from '../gateway/log.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { LevelStore } from '../gateway/store/level-store.js';
@@ -88,7 +89,7 @@ const newMetrics = () =>
 async function runIngest(stage: string, store: TelemetryStore, syncWrites: boolean): Promise<void> {
   const ingest = await createIngest({
     store,
-    options: { maxPayloadBytes: MAX_BYTES, dedupWindow: 1024, foreignDedupWindowMs: 60_000, rejectLogIntervalMs: 10_000, maxBatch: 1024, syncWrites, outbox: false },
+    options: { ...loadConfig({}).ingest, maxPayloadBytes: MAX_BYTES, maxBatch: 1024, syncWrites, outbox: false },
     log,
     metrics: newMetrics(),
     now: Date.now,

@@ -13,6 +13,10 @@ const foreignRoute = z.strictObject({
   topic: z.string().min(1).refine((t) => parseTopicPattern(t).ok, {
     message: 'must be MQTT topic levels with exactly one {deviceId} level and no #',
   }),
+  /** Which identical payloads are duplicates (foreign.ts ForeignDedup). */
+  dedup: z.enum(['time', 'content', 'none']).default('time'),
+  /** With dedup `time`: the top-level field that carries the device's own time (Tasmota's `Time`). */
+  timeField: z.string().min(1).default('Time'),
 });
 
 export const configSchema = z
@@ -59,6 +63,11 @@ export const configSchema = z
           .default(1024),
         foreign: z.array(foreignRoute).default([]),
         foreignDedupWindowMs: z.number().int().min(0).max(86_400_000).default(60_000),
+        deviceClock: z.enum(['auto', 'device', 'gateway']).default('auto'),
+        maxClockSkewMs: z.number().int().min(0).max(31 * 86_400_000).default(3_600_000),
+        resetConfirmations: z.number().int().min(1).max(1000).default(3),
+        maxSeqJump: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1_000_000),
+        maxBootJump: z.number().int().min(1).max(0xffff_ffff).default(1000),
         rejectLogIntervalMs: z.number().int().min(0).default(60_000),
       })
       .prefault({}),

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ForwarderMetrics } from './forward/forwarder.js';
 import type { Qos } from './store/store.js';
 
-export type Outcome = 'received' | 'stored' | 'duplicate' | 'stale' | 'late' | 'rejected';
+export type Outcome = 'received' | 'stored' | 'duplicate' | 'stale' | 'late' | 'rejected' | 'gatewayTime';
 
 export interface Metrics extends ForwarderMetrics {
   readonly registry: Registry;
@@ -12,6 +12,7 @@ export interface Metrics extends ForwarderMetrics {
   batch(size: number, sync: boolean, ms: number): void;
   ack(qos: Qos, ms: number): void;
   storeFailure(): void;
+  bootReset(): void;
 }
 
 export interface MetricSources {
@@ -29,7 +30,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   const outcomes = new Counter({
     name: 'sensorgate_readings_total',
-    help: 'Telemetry messages by outcome (received, stored, duplicate, stale, late, rejected) and device QoS',
+    help: 'Telemetry messages by outcome (received, stored, duplicate, stale, late, rejected, gatewayTime) and device QoS',
     labelNames: ['outcome', 'qos'] as const,
     registers: [registry],
   });
@@ -57,6 +58,11 @@ export function createMetrics(sources: MetricSources): Metrics {
     help: 'From PUBLISH received to the ack being released (QoS 1 PUBACK, QoS 2 PUBREC; QoS 0: accepted)',
     labelNames: ['qos'] as const,
     buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const bootResets = new Counter({
+    name: 'sensorgate_boot_resets_total',
+    help: "Devices whose boot or sequence counter went back and that started over (reflashed, flash erased, a replacement board)",
     registers: [registry],
   });
   const failures = new Counter({
@@ -159,6 +165,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     ack: (qos, ms) => (ackChildren[qos] as ReturnType<typeof ackSeconds.labels>).observe(ms / 1000),
     storeFailure: () => failures.inc(),
+    bootReset: () => bootResets.inc(),
     forwarded: (qos, n) => forwarded.inc({ qos: String(qos) }, n),
     acked: (qos, n) => upstreamAcked.inc({ qos: String(qos) }, n),
     dropped: (qos, reason, n) => upstreamDropped.inc({ qos: String(qos), reason }, n),

@@ -29,7 +29,9 @@ export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish 
   const { route, ingest, metrics, now, storeRetained } = deps;
   return (client, packet, callback) => {
     const r = route(packet.topic);
-    if (r.kind === 'other' || r.kind === 'status') {
+    // A zero-length retained PUBLISH clears the topic's retained message [MQTT-3.3.1-10]: broker traffic, not a reading.
+    const clearsRetained = packet.retain && packet.payload.length === 0;
+    if (r.kind === 'other' || r.kind === 'status' || clearsRetained) {
       if (packet.retain && packet.qos > 0 && storeRetained) storeRetained(packet).then(() => callback(null), callback);
       else callback(null);
       return;

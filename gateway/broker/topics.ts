@@ -4,7 +4,8 @@ export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export type TopicRoute =
   | { kind: 'telemetry'; deviceId: string }
-  | { kind: 'foreign'; deviceId: string }
+  /** `rule`: the index of the foreign topic pattern that matched. */
+  | { kind: 'foreign'; deviceId: string; rule: number }
   | { kind: 'status'; deviceId: string }
   /** A telemetry or foreign topic whose deviceId level breaks the contract: the message is rejected. */
   | { kind: 'badDevice'; deviceLevel: string }
@@ -66,10 +67,10 @@ export function createTopicRouter(opts: TopicRouterOptions): (topic: string) => 
       }
       if (leaf === 'status' && DEVICE_ID_RE.test(device)) return { kind: 'status', deviceId: device };
     }
-    for (const pattern of foreign) {
+    for (const [rule, pattern] of foreign.entries()) {
       const device = matchPattern(pattern, levels);
       if (device === undefined) continue;
-      return DEVICE_ID_RE.test(device) ? { kind: 'foreign', deviceId: device } : { kind: 'badDevice', deviceLevel: device };
+      return DEVICE_ID_RE.test(device) ? { kind: 'foreign', deviceId: device, rule } : { kind: 'badDevice', deviceLevel: device };
     }
     return { kind: 'other' };
   };

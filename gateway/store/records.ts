@@ -24,6 +24,8 @@ const counters = z.strictObject({
   missing: count,
   late: count,
   rejected: count,
+  // Absent from records written before it existed.
+  gatewayTime: count.default(0),
 });
 // On disk the dedup window is a byte string; in memory 32-bit words (see EpochState).
 const epoch = z
@@ -32,12 +34,20 @@ const epoch = z
 const deviceSchema = z.strictObject({
   f: z.literal(DEVICE_FORMAT),
   id: z.string(),
-  dedup: z.strictObject({ current: epoch, previous: epoch.nullable() }).nullable(),
+  dedup: z
+    .strictObject({
+      current: epoch,
+      previous: epoch.nullable(),
+      newestTs: count.default(0),
+      candidate: z.strictObject({ boot: count, seq: count, count }).nullable().default(null),
+    })
+    .nullable(),
   foreign: z
     .strictObject({ nextSeq: count, recent: z.array(z.tuple([z.string(), z.number()])) })
     .nullable(),
   lastSeen: z.number(),
   counters: z.tuple([counters, counters, counters]),
+  bootResets: count.default(0),
 });
 
 const epochBytes = (e: EpochState) => ({ boot: e.boot, highSeq: e.highSeq, window: windowBytes(e) });
@@ -47,7 +57,12 @@ export function encodeDevice(record: DeviceRecord): Uint8Array {
   return encoder.encode({
     f: DEVICE_FORMAT,
     ...record,
-    dedup: dedup && { current: epochBytes(dedup.current), previous: dedup.previous && epochBytes(dedup.previous) },
+    dedup: dedup && {
+      current: epochBytes(dedup.current),
+      previous: dedup.previous && epochBytes(dedup.previous),
+      newestTs: dedup.newestTs ?? 0,
+      candidate: dedup.candidate ?? null,
+    },
   });
 }
 

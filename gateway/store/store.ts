@@ -13,10 +13,12 @@ export interface Counters {
   missing: number;
   late: number;
   rejected: number;
+  /** Readings stored with the gateway's receive time because the device's clock was not plausible (clock.ts). */
+  gatewayTime: number;
 }
 
 export function zeroCounters(): Counters {
-  return { received: 0, stored: 0, duplicate: 0, stale: 0, missing: 0, late: 0, rejected: 0 };
+  return { received: 0, stored: 0, duplicate: 0, stale: 0, missing: 0, late: 0, rejected: 0, gatewayTime: 0 };
 }
 
 /** Per-device state persisted with every batch that touches the device. Treated as immutable once built. */
@@ -28,6 +30,8 @@ export interface DeviceRecord {
   readonly lastSeen: number;
   /** Indexed by QoS. */
   readonly counters: readonly [Counters, Counters, Counters];
+  /** Times the device's counter went back and it started over (dedup.ts `reset`). */
+  readonly bootResets: number;
 }
 
 /** A reading as stored and as returned by the API. */
@@ -43,6 +47,8 @@ export interface StoredReading {
   m: Record<string, number>;
   /** Set for foreign readings, whose seq the gateway assigned. */
   foreign?: true;
+  /** Set when `ts` is the gateway's receive time, the device's clock not being plausible. */
+  tsSource?: 'gateway';
 }
 
 export interface DeadLetter {

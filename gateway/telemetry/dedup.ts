@@ -20,19 +20,47 @@ export interface EpochState {
   readonly window: readonly number[];
 }
 
+/** Readings that would move the device somewhere untrusted (an older boot, a far jump), waiting for confirmation. */
+export interface Candidate {
+  readonly boot: number;
+  readonly seq: number;
+  /** Consecutive readings seen so far that continue this boot (each seq above the last, within the window). */
+  readonly count: number;
+}
+
 export interface DedupState {
   readonly current: EpochState;
   /** The epoch before `current`, kept so that late retries sent before a reboot are still recognised. */
   readonly previous: EpochState | null;
+  /** The newest device time (ms) among the readings stored, counting only times the device's clock gave; 0 if none. */
+  readonly newestTs?: number;
+  readonly candidate?: Candidate | null;
+}
+
+/**
+ * When a device may start over (docs: "Counter resets"). Without rules, an older boot is always stale and any jump
+ * ahead is trusted.
+ */
+export interface ResetRules {
+  /** The reading's device time, or null when the device's clock is not trusted for it (see clock.ts). */
+  readonly ts: number | null;
+  /** Consecutive readings of one untrusted boot (or past one far jump) after which they are believed. */
+  readonly confirmations: number;
+  /** A seq further than this above the epoch's highest (or above 0 in a new boot) is a far jump. */
+  readonly maxSeqJump: number;
+  /** A boot further than this above the current one is a far jump. */
+  readonly maxBootJump: number;
 }
 
 /**
  * - new: above everything seen in its epoch (or the first of a new epoch);
  * - late: inside the window and not seen before (out of order; fills a gap);
  * - duplicate: inside the window and seen;
- * - stale: below the window, or from an epoch older than the previous one.
+ * - stale: below the window, or from an epoch older than the previous one (not stored: not provably a duplicate either,
+ *   so the caller keeps it elsewhere);
+ * - jump: far above the current epoch and not (yet) confirmed (not stored, kept elsewhere like stale).
  */
-export type Verdict = 'new' | 'late' | 'duplicate' | 'stale';
+export type Verdict = 'new' | 'late' | 'duplicate' | 'stale' | 'jump';
 
 export interface Classification {
   verdict: Verdict;
@@ -40,6 +68,8 @@ export interface Classification {
   state: DedupState;
   /** Change in the count of sequence numbers known to be missing: +gap on a jump, -1 for a late arrival. */
   missingDelta: number;
+  /** The reading started a new epoch at a lower boot than the current one: the device's counter was reset. */
+  reset: boolean;
 }
 
 function hasBit(window: readonly number[], index: number): boolean {
@@ -97,25 +127,84 @@ function classifyInEpoch(epoch: EpochState, seq: number): EpochResult {
   return { verdict: 'late', epoch: { boot: epoch.boot, highSeq: epoch.highSeq, bits, window }, missingDelta: -1 };
 }
 
+/** A reading stored from this state: it may raise the newest device time and ends any candidate. */
+function stored(state: DedupState, rules: ResetRules | undefined): DedupState {
+  const ts = rules?.ts ?? null;
+  const newestTs = ts !== null && ts > (state.newestTs ?? 0) ? ts : state.newestTs;
+  if (newestTs === state.newestTs && !state.candidate) return state;
+  return { current: state.current, previous: state.previous, ...(newestTs === undefined ? {} : { newestTs }), candidate: null };
+}
+
+/** A new epoch at (boot, seq). Not above the current boot, it is a reset; the same boot then replaces the current epoch. */
+function startEpoch(state: DedupState, boot: number, seq: number, windowBits: number, rules: ResetRules | undefined): Classification {
+  const previous = boot === state.current.boot ? state.previous : state.current;
+  const next = stored({ current: freshEpoch(boot, seq, windowBits), previous, newestTs: state.newestTs ?? 0 }, rules);
+  return { verdict: 'new', state: next, missingDelta: seq, reset: boot <= state.current.boot };
+}
+
+/**
+ * An untrusted reading: believed (a new epoch) once it is the `confirmations`-th consecutive reading of its boot,
+ * else it becomes or extends the candidate and is classified `untrusted`.
+ */
+function confirm(
+  state: DedupState,
+  boot: number,
+  seq: number,
+  windowBits: number,
+  rules: ResetRules,
+  untrusted: 'stale' | 'jump',
+): Classification {
+  const c = state.candidate;
+  const continues = c != null && c.boot === boot && seq > c.seq && seq - c.seq <= windowBits;
+  const count = continues ? c.count + 1 : 1;
+  if (count >= rules.confirmations) {
+    if (untrusted === 'stale' || boot !== state.current.boot) return startEpoch(state, boot, seq, windowBits, rules);
+    const r = classifyInEpoch(state.current, seq);
+    return { verdict: r.verdict, state: stored({ ...state, current: r.epoch }, rules), missingDelta: r.missingDelta, reset: false };
+  }
+  return { verdict: untrusted, state: { ...state, candidate: { boot, seq, count } }, missingDelta: 0, reset: false };
+}
+
 /**
  * Classifies reading (boot, seq) against a device's state. `windowBits` (W, a multiple of 8) applies to new state;
- * existing epochs keep the window they were created with.
+ * existing epochs keep the window they were created with. With `rules`, a device whose counter went back can start
+ * over, and a far jump ahead is believed only when confirmed.
  */
-export function classify(state: DedupState | null, boot: number, seq: number, windowBits: number): Classification {
+export function classify(state: DedupState | null, boot: number, seq: number, windowBits: number, rules?: ResetRules): Classification {
   if (state === null) {
-    return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: null }, missingDelta: seq };
+    const first = stored({ current: freshEpoch(boot, seq, windowBits), previous: null, newestTs: 0 }, rules);
+    return { verdict: 'new', state: rules ? first : { current: first.current, previous: null }, missingDelta: seq, reset: false };
   }
   const { current, previous } = state;
   if (boot > current.boot) {
-    return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: current }, missingDelta: seq };
+    if (rules && (boot - current.boot > rules.maxBootJump || seq > rules.maxSeqJump)) return confirm(state, boot, seq, windowBits, rules, 'jump');
+    if (!rules) return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: current }, missingDelta: seq, reset: false };
+    return startEpoch(state, boot, seq, windowBits, rules);
   }
   if (boot === current.boot) {
+    if (rules && seq - current.highSeq > rules.maxSeqJump) return confirm(state, boot, seq, windowBits, rules, 'jump');
     const r = classifyInEpoch(current, seq);
-    return { verdict: r.verdict, state: r.epoch === current ? state : { current: r.epoch, previous }, missingDelta: r.missingDelta };
+    if (rules && (r.verdict === 'duplicate' || r.verdict === 'stale')) {
+      // Newer than every reading stored, by the device's own clock: not a copy of any of them, so the device started
+      // its sequence over without a new boot number.
+      if (rules.ts !== null && rules.ts > (state.newestTs ?? 0)) return startEpoch(state, boot, seq, windowBits, rules);
+      if (r.verdict === 'stale') return confirm(state, boot, seq, windowBits, rules, 'stale');
+    }
+    if (r.epoch === current) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
+    const next = { ...state, current: r.epoch };
+    return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
   }
   if (previous !== null && boot === previous.boot) {
     const r = classifyInEpoch(previous, seq);
-    return { verdict: r.verdict, state: r.epoch === previous ? state : { current, previous: r.epoch }, missingDelta: r.missingDelta };
+    if (r.verdict !== 'stale' || !rules) {
+      if (r.epoch === previous) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
+      const next = { ...state, previous: r.epoch };
+      return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
+    }
   }
-  return { verdict: 'stale', state, missingDelta: 0 };
+  if (!rules) return { verdict: 'stale', state, missingDelta: 0, reset: false };
+  // An older boot: a late retry from before a reboot, or a device whose counter went back (reflashed, flash erased, a
+  // replacement board). Its own clock, when trusted, tells them apart: a retry is older than what is stored.
+  if (rules.ts !== null && rules.ts > (state.newestTs ?? 0)) return startEpoch(state, boot, seq, windowBits, rules);
+  return confirm(state, boot, seq, windowBits, rules, 'stale');
 }

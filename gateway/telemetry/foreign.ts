@@ -37,6 +37,21 @@ export function foreignMeasurements(value: unknown): { ok: true; m: Record<strin
   return { ok: true, m };
 }
 
+/**
+ * Which identical payloads from one device are the same reading:
+ * - time: those that carry the device's own time (`timeField`): a sensor that reports the same temperature twice
+ *   without a time sends two readings;
+ * - content: all of them, within the window;
+ * - none: none; every payload is a reading.
+ */
+export type ForeignDedup = 'time' | 'content' | 'none';
+
+/** Whether an identical earlier payload makes this one a duplicate. */
+export function dedupsByContent(value: unknown, mode: ForeignDedup, timeField: string): boolean {
+  if (mode !== 'time') return mode === 'content';
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.hasOwn(value, timeField);
+}
+
 /** A short, stable digest of the raw payload bytes; equal payloads are the same reading within the window. */
 export function contentHash(payload: Uint8Array): string {
   return createHash('sha256').update(payload).digest('base64url').slice(0, 22);

@@ -19,8 +19,9 @@ import {
   type StoredReading,
   type TelemetryStore,
 } from '../store/store.js';
+import { readingTime, type DeviceClock } from './clock.js';
 import { classify } from './dedup.js';
-import { classifyForeign, contentHash, foreignMeasurements } from './foreign.js';
+import { classifyForeign, contentHash, dedupsByContent, foreignMeasurements, type ForeignDedup } from './foreign.js';
 import { decodePayload, decodeReading, type Rejection } from './wire.js';
 
 export interface InboundMessage {
@@ -36,8 +37,17 @@ export interface IngestOptions {
   maxPayloadBytes: number;
   dedupWindow: number;
   foreignDedupWindowMs: number;
+  /** Per foreign topic pattern, in the order of `ingest.foreign` (route.rule indexes it). */
+  foreign: readonly { dedup: ForeignDedup; timeField: string }[];
   rejectLogIntervalMs: number;
   maxBatch: number;
+  /** Whose clock a reading's `ts` comes from, and how far ahead of the gateway a device clock may be (clock.ts). */
+  deviceClock: DeviceClock;
+  maxClockSkewMs: number;
+  /** When a device whose counter went back starts over (dedup.ts ResetRules). */
+  resetConfirmations: number;
+  maxSeqJump: number;
+  maxBootJump: number;
   /** Off only for users who accept losing acked readings on power loss (see README). */
   syncWrites: boolean;
   /** Write QoS 1/2 readings to the outbox (when forwarding upstream is enabled). */
@@ -71,6 +81,8 @@ interface Entry extends CommitEntry {
   outcomes: readonly Outcome[];
   qos: Qos;
   missingDelta: number;
+  /** The device started over (counted once the batch is durable). */
+  reset: boolean;
 }
 
 /** Counters of rejected messages that named no valid device live under this id, which no device id can take. */
@@ -116,6 +128,7 @@ function bump(counters: QosCounters, qos: Qos, d: Partial<Counters>): QosCounter
     missing: o.missing + (d.missing ?? 0),
     late: o.late + (d.late ?? 0),
     rejected: o.rejected + (d.rejected ?? 0),
+    gatewayTime: o.gatewayTime + (d.gatewayTime ?? 0),
   };
   return qos === 0 ? [c, counters[1], counters[2]] : qos === 1 ? [counters[0], c, counters[2]] : [counters[0], counters[1], c];
 }
@@ -124,13 +137,16 @@ function bump(counters: QosCounters, qos: Qos, d: Partial<Counters>): QosCounter
 const OUTCOMES = {
   new: ['stored'],
   late: ['stored', 'late'],
+  newGatewayTime: ['stored', 'gatewayTime'],
+  lateGatewayTime: ['stored', 'late', 'gatewayTime'],
+  jump: ['rejected'],
   duplicate: ['duplicate'],
   stale: ['stale'],
   rejected: ['rejected'],
 } as const satisfies Record<string, readonly Outcome[]>;
 
 function emptyRecord(id: string): DeviceRecord {
-  return { id, dedup: null, foreign: null, lastSeen: 0, counters: [zeroCounters(), zeroCounters(), zeroCounters()] };
+  return { id, dedup: null, foreign: null, lastSeen: 0, counters: [zeroCounters(), zeroCounters(), zeroCounters()], bootResets: 0 };
 }
 
 export async function createIngest(deps: IngestDeps): Promise<Ingest> {
@@ -141,6 +157,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
   let gseq = await store.lastGseq();
   let lastWriteError: Error | null = null;
   const lastRejectLog = new Map<string, number>();
+  const resetRules = { confirmations: options.resetConfirmations, maxSeqJump: options.maxSeqJump, maxBootJump: options.maxBootJump };
 
   for (const record of durable.values()) {
     record.counters.forEach((c, q) => metrics.missing(q as Qos, c.missing));
@@ -164,6 +181,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         count('received', e.qos);
         for (const o of e.outcomes) count(o, e.qos);
         if (e.missingDelta !== 0) metrics.missing(e.qos, e.missingDelta);
+        if (e.reset) metrics.bootReset();
       }
       for (const [o, byQos] of tally) byQos.forEach((n, qos) => n > 0 && metrics.outcome(o, qos as Qos, n));
       deps.onCommitted?.(entries);
@@ -231,13 +249,18 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       reason: rejection.reason,
       payload: msg.payload,
     };
-    const logKey = deviceId ?? msg.clientId ?? msg.topic;
-    const logged = lastRejectLog.get(logKey);
-    if (logged === undefined || rx - logged >= options.rejectLogIntervalMs) {
-      lastRejectLog.set(logKey, rx);
-      log.warn({ deviceId, clientId: msg.clientId, topic: msg.topic, code: rejection.code, reason: rejection.reason }, 'message rejected, kept in dead letters');
-    }
-    return { done: enqueue({ gseq: ++gseq, device, deadLetter, outcomes: OUTCOMES.rejected, qos: msg.qos, missingDelta: 0 }), seen: null };
+    logLimited(deviceId ?? msg.clientId ?? msg.topic, rx, () =>
+      log.warn({ deviceId, clientId: msg.clientId, topic: msg.topic, code: rejection.code, reason: rejection.reason }, 'message rejected, kept in dead letters'),
+    );
+    return { done: enqueue({ gseq: ++gseq, device, deadLetter, outcomes: OUTCOMES.rejected, qos: msg.qos, missingDelta: 0, reset: false }), seen: null };
+  }
+
+  /** Logs at most once per `rejectLogIntervalMs` for each key (a device, else a client or topic). */
+  function logLimited(key: string, rx: number, write: () => void): void {
+    const logged = lastRejectLog.get(key);
+    if (logged !== undefined && rx - logged < options.rejectLogIntervalMs) return;
+    lastRejectLog.set(key, rx);
+    write();
   }
 
   function acceptContract(msg: InboundMessage, deviceId: string, rx: number): Accepted {
@@ -245,34 +268,57 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     if (!decoded.ok) return reject(msg, deviceId, decoded, rx);
     const r = decoded.value;
     const prev = record(deviceId);
-    const c = classify(prev.dedup, r.boot, r.seq, options.dedupWindow);
-    const stored = c.verdict === 'new' || c.verdict === 'late';
+    const time = readingTime(r.ts, rx, options.deviceClock, options.maxClockSkewMs);
+    const c = classify(prev.dedup, r.boot, r.seq, options.dedupWindow, { ...resetRules, ts: time.fromGateway ? null : r.ts });
+    const v = c.verdict;
+    const stored = v === 'new' || v === 'late';
     const changes: Partial<Counters> = { received: 1, missing: c.missingDelta };
     if (stored) changes.stored = 1;
-    if (c.verdict !== 'new') changes[c.verdict] = 1;
-    const device: DeviceRecord = { ...prev, dedup: c.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
-    const v = c.verdict;
-    const outcomes = OUTCOMES[v];
-    const entry: Entry = { gseq: ++gseq, device, outcomes, qos: msg.qos, missingDelta: c.missingDelta };
+    if (stored && time.fromGateway) changes.gatewayTime = 1;
+    if (v === 'late' || v === 'duplicate' || v === 'stale') changes[v] = 1;
+    if (v === 'jump') changes.rejected = 1;
+    const device: DeviceRecord = {
+      ...prev,
+      dedup: c.state,
+      lastSeen: rx,
+      counters: bump(prev.counters, msg.qos, changes),
+      bootResets: prev.bootResets + (c.reset ? 1 : 0),
+    };
+    const outcomes = stored && time.fromGateway ? (v === 'new' ? OUTCOMES.newGatewayTime : OUTCOMES.lateGatewayTime) : OUTCOMES[v];
+    const entry: Entry = { gseq: ++gseq, device, outcomes, qos: msg.qos, missingDelta: c.missingDelta, reset: c.reset };
+    const reading = { boot: r.boot, seq: r.seq };
     if (stored) {
-      entry.reading = { deviceId, boot: r.boot, seq: r.seq, ts: r.ts, rx, qos: msg.qos, m: r.m };
+      entry.reading = { deviceId, boot: r.boot, seq: r.seq, ts: time.ts, rx, qos: msg.qos, m: r.m };
+      if (time.fromGateway) entry.reading.tsSource = 'gateway';
       entry.outbox = options.outbox && msg.qos > 0;
+      if (c.reset) log.warn({ deviceId, reading, from: prev.dedup?.current.boot }, 'device counter went back: it starts over (a boot reset)');
+    } else if (v === 'stale' || v === 'jump') {
+      // Not provably a copy of a stored reading: kept with its bytes, so that nothing acked is lost without a trace.
+      const code = v === 'stale' ? 'GW_STALE' : 'GW_SEQ_JUMP';
+      const reason =
+        v === 'stale'
+          ? `boot ${r.boot} seq ${r.seq} is older than the device's window (boot ${prev.dedup?.current.boot}, seq ${prev.dedup?.current.highSeq}) and not known to be stored`
+          : `boot ${r.boot} seq ${r.seq} is far ahead of boot ${prev.dedup?.current.boot} seq ${prev.dedup?.current.highSeq}; believed after ${resetRules.confirmations} in a row`;
+      entry.deadLetter = { rx, topic: msg.topic, clientId: msg.clientId, deviceId, qos: msg.qos, code, reason, payload: msg.payload };
+      logLimited(deviceId, rx, () => log.warn({ deviceId, reading, code, reason }, 'reading not stored, kept in dead letters'));
     }
-    if (c.verdict !== 'new') log.debug({ deviceId, reading: { boot: r.boot, seq: r.seq }, verdict: c.verdict }, 'not new');
-    return { done: enqueue(entry), seen: stored ? 'first' : 'repeat' };
+    if (v !== 'new') log.debug({ deviceId, reading, verdict: v }, 'not new');
+    return { done: enqueue(entry), seen: stored ? 'first' : v === 'duplicate' ? 'repeat' : null };
   }
 
-  function acceptForeign(msg: InboundMessage, deviceId: string, rx: number): Accepted {
+  function acceptForeign(msg: InboundMessage, deviceId: string, ruleIndex: number, rx: number): Accepted {
     const decoded = decodePayload(msg.payload, options.maxPayloadBytes, msg.contentType);
     if (!decoded.ok) return reject(msg, deviceId, decoded, rx);
     const measured = foreignMeasurements(decoded.value);
     if (!measured.ok) return reject(msg, deviceId, measured, rx);
     const prev = record(deviceId);
-    const f = classifyForeign(prev.foreign, contentHash(msg.payload), rx, options.foreignDedupWindowMs);
+    const rule = options.foreign[ruleIndex] ?? { dedup: 'time' as const, timeField: 'Time' };
+    const windowMs = dedupsByContent(decoded.value, rule.dedup, rule.timeField) ? options.foreignDedupWindowMs : 0;
+    const f = classifyForeign(prev.foreign, contentHash(msg.payload), rx, windowMs);
     const isNew = f.verdict === 'new';
     const changes: Partial<Counters> = isNew ? { received: 1, stored: 1 } : { received: 1, duplicate: 1 };
     const device: DeviceRecord = { ...prev, foreign: f.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
-    const entry: Entry = { gseq: ++gseq, device, outcomes: isNew ? OUTCOMES.new : OUTCOMES.duplicate, qos: msg.qos, missingDelta: 0 };
+    const entry: Entry = { gseq: ++gseq, device, outcomes: isNew ? OUTCOMES.new : OUTCOMES.duplicate, qos: msg.qos, missingDelta: 0, reset: false };
     if (f.verdict === 'new') {
       const reading: StoredReading = { deviceId, boot: 0, seq: f.seq, ts: rx, rx, qos: msg.qos, m: measured.m, foreign: true };
       entry.reading = reading;
@@ -290,7 +336,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         case 'telemetry':
           return acceptContract(msg, route.deviceId, rx);
         case 'foreign':
-          return acceptForeign(msg, route.deviceId, rx);
+          return acceptForeign(msg, route.deviceId, route.rule, rx);
         case 'badDevice':
           return reject(msg, null, { ok: false, code: 'GW_TOPIC_INVALID', reason: `device id "${route.deviceLevel.slice(0, 80)}" does not match ^[A-Za-z0-9_.-]{1,64}$` }, rx);
       }

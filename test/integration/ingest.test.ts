@@ -86,7 +86,7 @@ describe('ingest over real MQTT into LevelDB', () => {
 
     const d = await device(gw.httpUrl, 'dd');
     expect(d).toMatchObject({ boot: 2, highSeq: 0 });
-    expect(d?.counters.qos1).toEqual({ received: 14, stored: 8, duplicate: 4, stale: 2, missing: 14, late: 2, rejected: 0 });
+    expect(d?.counters.qos1).toEqual({ received: 14, stored: 8, duplicate: 4, stale: 2, missing: 14, late: 2, rejected: 0, gatewayTime: 0 });
     const keys = (await readingsOf(gw.httpUrl, 'dd')).map((r) => `${r.boot}:${r.seq}`).sort();
     expect(keys).toEqual(['1:0', '1:1', '1:19', '1:2', '1:20', '1:3', '1:5', '2:0']);
   });

@@ -7,8 +7,8 @@ describe('topics', () => {
   it('routes contract, status, foreign and other topics', () => {
     expect(route('site/a/ws-1/telemetry')).toEqual({ kind: 'telemetry', deviceId: 'ws-1' });
     expect(route('site/a/ws-1/status')).toEqual({ kind: 'status', deviceId: 'ws-1' });
-    expect(route('tele/tasmota_1/SENSOR')).toEqual({ kind: 'foreign', deviceId: 'tasmota_1' });
-    expect(route('shellies/sh1/sensor/temperature')).toEqual({ kind: 'foreign', deviceId: 'sh1' });
+    expect(route('tele/tasmota_1/SENSOR')).toEqual({ kind: 'foreign', deviceId: 'tasmota_1', rule: 0 });
+    expect(route('shellies/sh1/sensor/temperature')).toEqual({ kind: 'foreign', deviceId: 'sh1', rule: 1 });
     expect(route('sensors/ws-1/telemetry')).toEqual({ kind: 'other' });
     expect(route('site/a/ws-1/telemetry/x')).toEqual({ kind: 'other' });
     expect(route('tele/x/STATE')).toEqual({ kind: 'other' });

@@ -66,6 +66,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
             boot: d.dedup?.current.boot ?? null,
             highSeq: d.dedup?.current.highSeq ?? null,
             lastSeen: d.lastSeen,
+            bootResets: d.bootResets,
             counters: byQos(d.counters),
           }));
         send(res, 200, { devices });

@@ -176,6 +176,17 @@ export function classify(state: DedupState | null, boot: number, seq: number, wi
     return { verdict: 'new', state: rules ? first : { current: first.current, previous: null }, missingDelta: seq, reset: false };
   }
   const { current, previous } = state;
+  // The previous epoch first: after a reset it can be above the current one.
+  if (previous !== null && boot === previous.boot && boot !== current.boot) {
+    const r = classifyInEpoch(previous, seq);
+    if (r.verdict !== 'stale' || !rules) {
+      if (r.epoch === previous) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
+      const next = { ...state, previous: r.epoch };
+      return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
+    }
+    if (rules.ts !== null && rules.ts > (state.newestTs ?? 0)) return startEpoch(state, boot, seq, windowBits, rules);
+    return confirm(state, boot, seq, windowBits, rules, 'stale');
+  }
   if (boot > current.boot) {
     if (rules && (boot - current.boot > rules.maxBootJump || seq > rules.maxSeqJump)) return confirm(state, boot, seq, windowBits, rules, 'jump');
     if (!rules) return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: current }, missingDelta: seq, reset: false };
@@ -193,14 +204,6 @@ export function classify(state: DedupState | null, boot: number, seq: number, wi
     if (r.epoch === current) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
     const next = { ...state, current: r.epoch };
     return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
-  }
-  if (previous !== null && boot === previous.boot) {
-    const r = classifyInEpoch(previous, seq);
-    if (r.verdict !== 'stale' || !rules) {
-      if (r.epoch === previous) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
-      const next = { ...state, previous: r.epoch };
-      return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
-    }
   }
   if (!rules) return { verdict: 'stale', state, missingDelta: 0, reset: false };
   // An older boot: a late retry from before a reboot, or a device whose counter went back (reflashed, flash erased, a

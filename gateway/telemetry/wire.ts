@@ -134,13 +134,18 @@ const cborDecoder = new Decoder({ mapsAsObjects: true, useRecords: false });
 const cborEncoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
 
 const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const JSON_START = new Set([...'{["-0123456789tfn'].map((c) => c.charCodeAt(0)));
 
 /** Where the content starts: after a UTF-8 byte order mark, which some JSON writers (.NET, PowerShell) put first. */
 function contentStart(payload: Uint8Array): number {
   return payload[0] === 0xef && payload[1] === 0xbb && payload[2] === 0xbf ? 3 : 0;
 }
 
-/** The MQTT 5 content type where present, else JSON if the first non-blank byte is `{` (or `[`), else CBOR. */
+/**
+ * The MQTT 5 content type where present, else JSON if the first non-blank byte starts a JSON value (`{`, `[`, `"`, a
+ * digit, `-`, `t`, `f`, `n`: a Shelly publishes a bare `21.5`), else CBOR. A CBOR map, the only CBOR a reading can be,
+ * starts with a byte from 0xa0 to 0xbf, none of which is one of those.
+ */
 export function detectEncoding(payload: Uint8Array, contentType?: string): Encoding {
   if (contentType !== undefined) {
     if (/json/i.test(contentType)) return 'json';
@@ -149,7 +154,7 @@ export function detectEncoding(payload: Uint8Array, contentType?: string): Encod
   for (let i = contentStart(payload); i < payload.length; i++) {
     const byte = payload[i] as number;
     if (WHITESPACE.has(byte)) continue;
-    return byte === 0x7b || byte === 0x5b ? 'json' : 'cbor';
+    return JSON_START.has(byte) ? 'json' : 'cbor';
   }
   return 'cbor';
 }

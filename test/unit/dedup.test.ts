@@ -156,3 +156,120 @@ describe('dedup', () => {
     );
   });
 });
+
+/**
+ * The reference model with the reset rules: per device the boots' seen sets, the newest trusted time, and a candidate
+ * run of untrusted readings; written from the README's rules, not from the implementation.
+ */
+class ResetModel {
+  readonly epochs = new Map<number, { seen: Set<number>; high: number }>();
+  cur: number | null = null;
+  prev: number | null = null;
+  newest = 0;
+  cand: { boot: number; seq: number; count: number } | null = null;
+  constructor(
+    readonly w: number,
+    readonly k: number,
+    readonly maxSeqJump: number,
+    readonly maxBootJump: number,
+  ) {}
+
+  #start(boot: number, seq: number, ts: number | null): Verdict {
+    if (boot !== this.cur) this.prev = this.cur;
+    this.cur = boot;
+    this.epochs.set(boot, { seen: new Set([seq]), high: seq });
+    return this.#stored(ts, 'new');
+  }
+
+  #stored(ts: number | null, v: Verdict): Verdict {
+    if (ts !== null) this.newest = Math.max(this.newest, ts);
+    this.cand = null;
+    return v;
+  }
+
+  #untrusted(boot: number, seq: number, ts: number | null, kind: 'stale' | 'jump'): Verdict {
+    const c = this.cand;
+    const count = c && c.boot === boot && seq > c.seq && seq - c.seq <= this.w ? c.count + 1 : 1;
+    if (count < this.k) {
+      this.cand = { boot, seq, count };
+      return kind;
+    }
+    if (kind === 'jump' && boot === this.cur) return this.#inEpoch(boot, seq, ts);
+    return this.#start(boot, seq, ts);
+  }
+
+  #inEpoch(boot: number, seq: number, ts: number | null): Verdict {
+    const e = this.epochs.get(boot)!;
+    if (seq > e.high) {
+      e.high = seq;
+      e.seen.add(seq);
+      return this.#stored(ts, 'new');
+    }
+    if (seq <= e.high - this.w) return 'stale';
+    if (e.seen.has(seq)) return 'duplicate';
+    e.seen.add(seq);
+    return this.#stored(ts, 'late');
+  }
+
+  classify(boot: number, seq: number, ts: number | null): Verdict {
+    if (this.cur === null) return this.#start(boot, seq, ts);
+    const newer = ts !== null && ts > this.newest;
+    if (boot === this.prev && boot !== this.cur) {
+      const e = this.epochs.get(boot)!;
+      if (seq > e.high - this.w) return this.#inEpoch(boot, seq, ts);
+      return newer ? this.#start(boot, seq, ts) : this.#untrusted(boot, seq, ts, 'stale');
+    }
+    if (boot > this.cur) {
+      if (boot - this.cur > this.maxBootJump || seq > this.maxSeqJump) return this.#untrusted(boot, seq, ts, 'jump');
+      return this.#start(boot, seq, ts);
+    }
+    if (boot === this.cur) {
+      const e = this.epochs.get(boot)!;
+      if (seq - e.high > this.maxSeqJump) return this.#untrusted(boot, seq, ts, 'jump');
+      const inWindow = seq > e.high - this.w;
+      if (seq <= e.high && (!inWindow || e.seen.has(seq))) {
+        if (newer) return this.#start(boot, seq, ts);
+        if (!inWindow) return this.#untrusted(boot, seq, ts, 'stale');
+      }
+      return this.#inEpoch(boot, seq, ts);
+    }
+    return newer ? this.#start(boot, seq, ts) : this.#untrusted(boot, seq, ts, 'stale');
+  }
+}
+
+describe('dedup with reset rules', () => {
+  const step = fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 60 }), fc.option(fc.integer({ min: 1, max: 100 }), { nil: null }));
+
+  it('agrees with the reference model, resets and far jumps included', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(8, 16), fc.integer({ min: 1, max: 4 }), fc.array(step, { maxLength: 300 }), (w, k, ops) => {
+        const rules = { confirmations: k, maxSeqJump: 20, maxBootJump: 2 };
+        const model = new ResetModel(w, k, rules.maxSeqJump, rules.maxBootJump);
+        let state: DedupState | null = null;
+        for (const [boot, seq, ts] of ops) {
+          const c = classify(state, boot, seq, w, { ...rules, ts });
+          expect(c.verdict).toBe(model.classify(boot, seq, ts));
+          state = c.state;
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never silences a device: after any history, the third consecutive reading of another boot is stored', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 100 }), fc.integer({ min: 5, max: 0xffff_ffff }), fc.nat({ max: 1000 }), (ops, boot, start) => {
+        const rules = { confirmations: 3, maxSeqJump: 20, maxBootJump: 2, ts: null };
+        let state: DedupState | null = null;
+        for (const [b, s, ts] of ops) state = classify(state, b, s, 16, { ...rules, ts }).state;
+        const verdicts = [0, 1, 2, 3, 4].map((i) => {
+          const c = classify(state, boot, start + i, 16, rules);
+          state = c.state;
+          return c.verdict;
+        });
+        expect(verdicts.slice(2).every((v) => v === 'new')).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -83,7 +83,7 @@ try {
     qos: 'mix',
     intervalMs: Number(values.interval),
     durationS: cycles * seconds,
-    encoding: 'cbor',
+    encoding: 'mix',
     seed: values.seed,
     ledgerDir,
     faults: parseFaults('reset=0.05,stall=0.02,stallMs=1000,latency=2,jitter=3,reboot=0.01,dup=0.02'),

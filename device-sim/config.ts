@@ -13,7 +13,7 @@ const schema = z.strictObject({
   intervalMs: z.number().int().min(1).default(1000),
   durationS: z.number().positive().nullable().default(60),
   count: z.number().int().min(1).nullable().default(null),
-  encoding: z.enum(['cbor', 'json']).default('cbor'),
+  encoding: z.enum(['cbor', 'cbor-device', 'json', 'mix']).default('cbor'),
   seed: z.union([z.string(), z.number()]).transform(String).default('sensorgate'),
   ledgerDir: z.string().min(1).default('./sim-ledger'),
   faults: z.string().default('none'),

@@ -39,7 +39,7 @@ try {
       qos: 'mix',
       intervalMs: Number(values.interval),
       durationS: Number(values.seconds),
-      encoding: 'cbor',
+      encoding: 'mix',
       seed: values.seed,
       ledgerDir,
       faults: parseFaults(values.faults),

@@ -3,7 +3,7 @@
  * from 0 at each boot, QoS 1/2 readings kept until acked (a bounded buffer while offline), QoS 0 fire and forget.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { encodeReading, type Encoding, type Reading } from '../gateway/telemetry/wire.js';
+import { encodeReading, type DeviceEncoding, type Reading } from '../gateway/telemetry/wire.js';
 import type { FaultSpec } from './faults.js';
 import type { LedgerWriter } from './ledger.js';
 import type { Rng } from './random.js';
@@ -13,7 +13,7 @@ export interface DeviceOptions {
   id: string;
   url: string;
   qos: 0 | 1 | 2;
-  encoding: Encoding;
+  encoding: DeviceEncoding;
   intervalMs: number;
   /** Stop producing after this many readings (per device); undefined: until stopped. */
   count?: number | undefined;

@@ -10,7 +10,7 @@ const DEFAULT_CONFIG = 'config/device-sim.yaml';
 
 const USAGE = `usage:
   device-sim run [--url mqtt://127.0.0.1:1883] [--devices N] [--qos 0|1|2|mix] [--interval MS]
-                 [--duration S | --count K] [--encoding cbor|json] [--seed X] [--ledger DIR]
+                 [--duration S | --count K] [--encoding cbor|cbor-device|json|mix] [--seed X] [--ledger DIR]
                  [--faults SPEC] [--username U --password P] [--id-prefix P] [--config FILE]
   device-sim verify --ledger DIR [--gateway http://127.0.0.1:8080] [--json] [--config FILE]
 

@@ -1,10 +1,17 @@
 /** A fleet run: devices, the fault proxy in front of the gateway, progress, and a drain at the end. */
-import type { Encoding } from '../gateway/telemetry/wire.js';
+import type { DeviceEncoding } from '../gateway/telemetry/wire.js';
 import { SimDevice, type DeviceStats } from './device.js';
 import { hasNetworkFaults, type FaultSpec } from './faults.js';
 import { openLedger } from './ledger.js';
 import { startFaultProxy, type FaultProxy, type ProxyStats } from './proxy.js';
 import { createRng } from './random.js';
+
+const MIX: readonly DeviceEncoding[] = ['cbor', 'cbor-device', 'json'];
+
+/** `mix`: a third of the fleet each writes CBOR as cbor-x does, CBOR as device libraries do, and JSON. */
+function encodingOf(encoding: DeviceEncoding | 'mix', index: number): DeviceEncoding {
+  return encoding === 'mix' ? (MIX[index % MIX.length] as DeviceEncoding) : encoding;
+}
 
 export interface SimConfig {
   url: string;
@@ -13,7 +20,7 @@ export interface SimConfig {
   intervalMs: number;
   durationS?: number | undefined;
   count?: number | undefined;
-  encoding: Encoding;
+  encoding: DeviceEncoding | 'mix';
   seed: string;
   ledgerDir: string;
   faults: FaultSpec;
@@ -82,7 +89,7 @@ export async function runSimulation(
           id,
           url,
           qos: qosOf(config, i),
-          encoding: config.encoding,
+          encoding: encodingOf(config.encoding, i),
           intervalMs: config.intervalMs,
           count: config.count,
           topicPrefix: config.topicPrefix,

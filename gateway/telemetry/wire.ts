@@ -117,6 +117,11 @@ export const readingSchema = z.strictObject({
 export type Reading = z.output<typeof readingSchema>;
 
 export type Encoding = 'cbor' | 'json';
+/**
+ * How a device writes a reading: `cbor` as cbor-x does (integers above 2^32 as float64), `cbor-device` as device
+ * libraries do (every integer in its smallest form: a millisecond `ts` as a uint64), or `json`.
+ */
+export type DeviceEncoding = Encoding | 'cbor-device';
 
 export type RejectCode =
   | 'GW_PAYLOAD_TOO_LARGE'
@@ -210,6 +215,10 @@ export function decodeReading(
 }
 
 /** Encodes a reading the way a contract device does. */
-export function encodeReading(reading: Reading, encoding: Encoding): Buffer {
-  return encoding === 'json' ? Buffer.from(JSON.stringify(reading)) : cborEncoder.encode(reading);
+export function encodeReading(reading: Reading, encoding: DeviceEncoding): Buffer {
+  if (encoding === 'json') return Buffer.from(JSON.stringify(reading));
+  if (encoding === 'cbor') return cborEncoder.encode(reading);
+  // cbor-x writes a BigInt as a uint64, the smallest form of an integer above 2^32.
+  const wide = (n: number): number | bigint => (Number.isInteger(n) && n > 0xffff_ffff ? BigInt(n) : n);
+  return cborEncoder.encode({ ...reading, seq: wide(reading.seq), ts: wide(reading.ts) });
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { encode as cborg } from 'cborg';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeReading, WEATHER_RANGES, type Reading } from '../../gateway/telemetry/wire.js';
+import { decodeReading, encodeReading, WEATHER_RANGES, type Reading } from '../../gateway/telemetry/wire.js';
 
 const MAX = 8192;
 interface Fixture {
@@ -64,6 +64,15 @@ describe('CBOR from other encoders', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe("the simulator's device-library encoding", () => {
+  it('writes a millisecond ts as a uint64, as device libraries do, and the gateway reads it back', () => {
+    const r: Reading = { v: 1, boot: 2, seq: 7, ts: 1732600000000, m: { temp_c: 21.5 } };
+    const bytes = encodeReading(r, 'cbor-device');
+    expect(bytes.includes(Buffer.from('1b000001936701ee00', 'hex'))).toBe(true);
+    expect(decodeReading(bytes, 'd', { maxBytes: MAX })).toEqual({ ok: true, value: r, encoding: 'cbor' });
   });
 });
 

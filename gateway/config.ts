@@ -3,6 +3,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, GatewayError, type ConfigIssue } from './errors.js';
 import { parseTopicPattern } from './broker/topics.js';
+import { DEVICE_CLOCKS } from './telemetry/clock.js';
+import { FOREIGN_DEDUP } from './telemetry/foreign.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -14,7 +16,7 @@ const foreignRoute = z.strictObject({
     message: 'must be MQTT topic levels with exactly one {deviceId} level and no #',
   }),
   /** Which identical payloads are duplicates (foreign.ts ForeignDedup). */
-  dedup: z.enum(['time', 'content', 'none']).default('time'),
+  dedup: z.enum(FOREIGN_DEDUP).default('time'),
   /** With dedup `time`: the top-level field that carries the device's own time (Tasmota's `Time`). */
   timeField: z.string().min(1).default('Time'),
 });
@@ -63,7 +65,7 @@ export const configSchema = z
           .default(1024),
         foreign: z.array(foreignRoute).default([]),
         foreignDedupWindowMs: z.number().int().min(0).max(86_400_000).default(60_000),
-        deviceClock: z.enum(['auto', 'device', 'gateway']).default('auto'),
+        deviceClock: z.enum(DEVICE_CLOCKS).default('auto'),
         maxClockSkewMs: z.number().int().min(0).max(31 * 86_400_000).default(3_600_000),
         resetConfirmations: z.number().int().min(1).max(1000).default(3),
         maxSeqJump: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1_000_000),

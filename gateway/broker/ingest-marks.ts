@@ -4,12 +4,13 @@
  *
  * A classified reading (contract or foreign) is deduplicated by the ingest, durably and before the ack. That makes two
  * pieces of Aedes's per-message work redundant for it:
- * - routing a repeat (a duplicate or stale copy) to local subscribers, who already had the first copy: it is skipped,
+ * - routing a repeat (a duplicate of a stored reading) to local subscribers, who already had the first copy: it is skipped,
  *   so subscribers see each reading once even at QoS 1 and across a gateway crash;
  * - a durable inbound QoS 2 state (the PUBLISH held between PUBREC and PUBREL, two synced writes per message): it is
  *   kept in memory. After a crash a re-sent PUBLISH is a repeat (not stored, not routed) and a re-sent PUBREL gets its
  *   PUBCOMP either way, so what the devices and subscribers see is the same.
- * Rejected messages are not deduplicated and keep the durable path.
+ * Rejected messages, and readings the dedup could not place (stale, an unconfirmed jump: kept in the dead letters), are
+ * not marked and keep the durable path.
  */
 
 import type { Seen } from '../telemetry/ingest.js';
@@ -28,7 +29,7 @@ export function isDeduplicated(packet: object): boolean {
   return (packet as Marked)[SEEN] !== undefined;
 }
 
-/** A duplicate or stale copy of a reading already stored. */
+/** A duplicate of a reading already stored. */
 export function isRepeat(packet: object): boolean {
   return (packet as Marked)[SEEN] === 'repeat';
 }

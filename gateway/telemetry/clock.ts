@@ -3,10 +3,11 @@
  * or a time years off until it has synchronised; stored at that time, no query by time would ever find it.
  */
 
-export type DeviceClock = 'auto' | 'device' | 'gateway';
+export const DEVICE_CLOCKS = ['auto', 'device', 'gateway'] as const;
+export type DeviceClock = (typeof DEVICE_CLOCKS)[number];
 
 /** 2020-01-01T00:00:00Z: no device time before it is believed in `auto`. */
-export const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1);
+const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1);
 
 export interface ReadingTime {
   ts: number;

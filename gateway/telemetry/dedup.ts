@@ -37,10 +37,7 @@ export interface DedupState {
   readonly candidate?: Candidate | null;
 }
 
-/**
- * When a device may start over (docs: "Counter resets"). Without rules, an older boot is always stale and any jump
- * ahead is trusted.
- */
+/** When a device may start over (README: "Counter resets"). */
 export interface ResetRules {
   /** The reading's device time, or null when the device's clock is not trusted for it (see clock.ts). */
   readonly ts: number | null;
@@ -127,16 +124,19 @@ function classifyInEpoch(epoch: EpochState, seq: number): EpochResult {
   return { verdict: 'late', epoch: { boot: epoch.boot, highSeq: epoch.highSeq, bits, window }, missingDelta: -1 };
 }
 
+/** No resets: an older boot is always stale, and any jump ahead is believed at once. */
+export const NO_RESETS: ResetRules = Object.freeze({ ts: null, confirmations: Infinity, maxSeqJump: Infinity, maxBootJump: Infinity });
+
 /** A reading stored from this state: it may raise the newest device time and ends any candidate. */
-function stored(state: DedupState, rules: ResetRules | undefined): DedupState {
-  const ts = rules?.ts ?? null;
+function stored(state: DedupState, rules: ResetRules): DedupState {
+  const { ts } = rules;
   const newestTs = ts !== null && ts > (state.newestTs ?? 0) ? ts : state.newestTs;
   if (newestTs === state.newestTs && !state.candidate) return state;
   return { current: state.current, previous: state.previous, ...(newestTs === undefined ? {} : { newestTs }), candidate: null };
 }
 
 /** A new epoch at (boot, seq). Not above the current boot, it is a reset; the same boot then replaces the current epoch. */
-function startEpoch(state: DedupState, boot: number, seq: number, windowBits: number, rules: ResetRules | undefined): Classification {
+function startEpoch(state: DedupState, boot: number, seq: number, windowBits: number, rules: ResetRules): Classification {
   const previous = boot === state.current.boot ? state.previous : state.current;
   const next = stored({ current: freshEpoch(boot, seq, windowBits), previous, newestTs: state.newestTs ?? 0 }, rules);
   return { verdict: 'new', state: next, missingDelta: seq, reset: boot <= state.current.boot };
@@ -167,47 +167,37 @@ function confirm(
 
 /**
  * Classifies reading (boot, seq) against a device's state. `windowBits` (W, a multiple of 8) applies to new state;
- * existing epochs keep the window they were created with. With `rules`, a device whose counter went back can start
- * over, and a far jump ahead is believed only when confirmed.
+ * existing epochs keep the window they were created with. `rules` say when a device whose counter went back starts
+ * over, and when a far jump ahead is believed.
  */
-export function classify(state: DedupState | null, boot: number, seq: number, windowBits: number, rules?: ResetRules): Classification {
+export function classify(state: DedupState | null, boot: number, seq: number, windowBits: number, rules: ResetRules = NO_RESETS): Classification {
   if (state === null) {
-    const first = stored({ current: freshEpoch(boot, seq, windowBits), previous: null, newestTs: 0 }, rules);
-    return { verdict: 'new', state: rules ? first : { current: first.current, previous: null }, missingDelta: seq, reset: false };
+    return { verdict: 'new', state: stored({ current: freshEpoch(boot, seq, windowBits), previous: null, newestTs: 0 }, rules), missingDelta: seq, reset: false };
   }
   const { current, previous } = state;
+  const newer = rules.ts !== null && rules.ts > (state.newestTs ?? 0);
   // The previous epoch first: after a reset it can be above the current one.
   if (previous !== null && boot === previous.boot && boot !== current.boot) {
     const r = classifyInEpoch(previous, seq);
-    if (r.verdict !== 'stale' || !rules) {
-      if (r.epoch === previous) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
-      const next = { ...state, previous: r.epoch };
-      return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
-    }
-    if (rules.ts !== null && rules.ts > (state.newestTs ?? 0)) return startEpoch(state, boot, seq, windowBits, rules);
-    return confirm(state, boot, seq, windowBits, rules, 'stale');
+    if (r.verdict === 'stale') return newer ? startEpoch(state, boot, seq, windowBits, rules) : confirm(state, boot, seq, windowBits, rules, 'stale');
+    if (r.epoch === previous) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
+    return { verdict: r.verdict, state: stored({ ...state, previous: r.epoch }, rules), missingDelta: r.missingDelta, reset: false };
   }
   if (boot > current.boot) {
-    if (rules && (boot - current.boot > rules.maxBootJump || seq > rules.maxSeqJump)) return confirm(state, boot, seq, windowBits, rules, 'jump');
-    if (!rules) return { verdict: 'new', state: { current: freshEpoch(boot, seq, windowBits), previous: current }, missingDelta: seq, reset: false };
+    if (boot - current.boot > rules.maxBootJump || seq > rules.maxSeqJump) return confirm(state, boot, seq, windowBits, rules, 'jump');
     return startEpoch(state, boot, seq, windowBits, rules);
   }
   if (boot === current.boot) {
-    if (rules && seq - current.highSeq > rules.maxSeqJump) return confirm(state, boot, seq, windowBits, rules, 'jump');
+    if (seq - current.highSeq > rules.maxSeqJump) return confirm(state, boot, seq, windowBits, rules, 'jump');
     const r = classifyInEpoch(current, seq);
-    if (rules && (r.verdict === 'duplicate' || r.verdict === 'stale')) {
-      // Newer than every reading stored, by the device's own clock: not a copy of any of them, so the device started
-      // its sequence over without a new boot number.
-      if (rules.ts !== null && rules.ts > (state.newestTs ?? 0)) return startEpoch(state, boot, seq, windowBits, rules);
-      if (r.verdict === 'stale') return confirm(state, boot, seq, windowBits, rules, 'stale');
-    }
+    // Newer than every reading stored, by the device's own clock: not a copy of any of them, so the device started
+    // its sequence over without a new boot number.
+    if ((r.verdict === 'duplicate' || r.verdict === 'stale') && newer) return startEpoch(state, boot, seq, windowBits, rules);
+    if (r.verdict === 'stale') return confirm(state, boot, seq, windowBits, rules, 'stale');
     if (r.epoch === current) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
-    const next = { ...state, current: r.epoch };
-    return { verdict: r.verdict, state: rules ? stored(next, rules) : next, missingDelta: r.missingDelta, reset: false };
+    return { verdict: r.verdict, state: stored({ ...state, current: r.epoch }, rules), missingDelta: r.missingDelta, reset: false };
   }
-  if (!rules) return { verdict: 'stale', state, missingDelta: 0, reset: false };
   // An older boot: a late retry from before a reboot, or a device whose counter went back (reflashed, flash erased, a
   // replacement board). Its own clock, when trusted, tells them apart: a retry is older than what is stored.
-  if (rules.ts !== null && rules.ts > (state.newestTs ?? 0)) return startEpoch(state, boot, seq, windowBits, rules);
-  return confirm(state, boot, seq, windowBits, rules, 'stale');
+  return newer ? startEpoch(state, boot, seq, windowBits, rules) : confirm(state, boot, seq, windowBits, rules, 'stale');
 }

@@ -44,7 +44,8 @@ export function foreignMeasurements(value: unknown): { ok: true; m: Record<strin
  * - content: all of them, within the window;
  * - none: none; every payload is a reading.
  */
-export type ForeignDedup = 'time' | 'content' | 'none';
+export const FOREIGN_DEDUP = ['time', 'content', 'none'] as const;
+export type ForeignDedup = (typeof FOREIGN_DEDUP)[number];
 
 /** Whether an identical earlier payload makes this one a duplicate. */
 export function dedupsByContent(value: unknown, mode: ForeignDedup, timeField: string): boolean {

@@ -88,7 +88,7 @@ interface Entry extends CommitEntry {
 /** Counters of rejected messages that named no valid device live under this id, which no device id can take. */
 export const UNATTRIBUTED = '$unattributed';
 
-/** How dedup classified a reading: stored for the first time, or a duplicate or stale copy of a stored one. */
+/** How dedup classified a reading: stored for the first time, or a duplicate of a stored one. */
 export type Seen = 'first' | 'repeat';
 
 export interface Accepted {
@@ -97,7 +97,10 @@ export interface Accepted {
    * when there is nothing to wait for (QoS 0).
    */
   done: Promise<void> | null;
-  /** How dedup classified it: first (stored now) or a repeat of a stored reading; null if rejected or refused. */
+  /**
+   * How dedup classified it: first (stored now) or a repeat of a stored reading; null if rejected, refused, or kept in
+   * the dead letters as stale or an unconfirmed jump.
+   */
   seen: Seen | null;
 }
 
@@ -312,7 +315,8 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     const measured = foreignMeasurements(decoded.value);
     if (!measured.ok) return reject(msg, deviceId, measured, rx);
     const prev = record(deviceId);
-    const rule = options.foreign[ruleIndex] ?? { dedup: 'time' as const, timeField: 'Time' };
+    const rule = options.foreign[ruleIndex];
+    if (!rule) throw new TypeError(`no foreign rule ${ruleIndex}: the topic router and ingest.foreign disagree`);
     const windowMs = dedupsByContent(decoded.value, rule.dedup, rule.timeField) ? options.foreignDedupWindowMs : 0;
     const f = classifyForeign(prev.foreign, contentHash(msg.payload), rx, windowMs);
     const isNew = f.verdict === 'new';

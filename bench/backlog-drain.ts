@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { encodeReading } from '../gateway/telemetry/wire.js';
-import { freePort, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
-import { startGatewayProcess } from './gateway-process.js';
+import { encodeReading } from '../gateway/domain/wire.js';
+import { freePort, mosquittoProcess } from '../launch/mosquitto-process.js';
+import { startGatewayProcess } from '../launch/server-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -33,20 +33,36 @@ await writeFile(
   config,
   `upstream:\n  enabled: true\n  url: ${broker.url}\n  backfillRate: ${values.rate}\n  batchSize: ${values.batch}\n  inflight: ${values.inflight}\n  backoff: { baseMs: 100, capMs: 500, stableMs: 5000 }\n  backlogBudgetBytes: 4294967296\n`,
 );
-const gateway = await startGatewayProcess(['--config', config, '--data-dir', join(work, 'data'), '--mqtt-port', '0', '--http-port', '0']);
+const gateway = await startGatewayProcess([
+  '--config',
+  config,
+  '--data-dir',
+  join(work, 'data'),
+  '--mqtt-port',
+  '0',
+  '--http-port',
+  '0',
+]);
 try {
   const api = `http://127.0.0.1:${gateway.httpPort}/api/v1/forwarding`;
   const status = async () => (await (await fetch(api)).json()) as { connected: boolean; backlog: { readings: number } };
 
   const t0 = performance.now();
   let next = 0;
-  const clients = await Promise.all(Array.from({ length: PUBLISHERS }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqttPort}`, { clientId: `drain-${i}` })));
+  const clients = await Promise.all(
+    Array.from({ length: PUBLISHERS }, (_, i) =>
+      mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqttPort}`, { clientId: `drain-${i}` }),
+    ),
+  );
   await Promise.all(
     clients.flatMap((c, i) =>
       Array.from({ length: WINDOW }, async () => {
         while (next < total) {
           const seq = next++;
-          const body = encodeReading({ v: 1, boot: 1, seq, ts: Date.now(), m: { temp_c: 20, rh_pct: 50, pres_hpa: 1000 } }, 'cbor');
+          const body = encodeReading(
+            { v: 1, boot: 1, seq, ts: Date.now(), m: { temp_c: 20, rh_pct: 50, pres_hpa: 1000 } },
+            'cbor',
+          );
           await c.publishAsync(`sensors/drain-${i}/telemetry`, body, { qos: 1 });
         }
       }),
@@ -64,7 +80,9 @@ try {
     last = (await status()).backlog.readings;
   }
   const drainS = (performance.now() - t1) / 1000;
-  console.log(`backlog ${built} readings (ingested in ${ingestS.toFixed(1)} s); backfillRate ${values.rate}/s, batch ${values.batch}, inflight ${values.inflight}`);
+  console.log(
+    `backlog ${built} readings (ingested in ${ingestS.toFixed(1)} s); backfillRate ${values.rate}/s, batch ${values.batch}, inflight ${values.inflight}`,
+  );
   console.log(`drained in ${drainS.toFixed(1)} s: ${(built / drainS).toFixed(0)} readings/s`);
 } finally {
   await gateway.stop();

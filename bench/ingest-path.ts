@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClassicLevel } from 'classic-level';
 import { loadConfig } from '../gateway/config.js';
-import { createLogger } from '../gateway/log.js';
+import { createLogger } from '../gateway/shared/log.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { LevelStore } from '../gateway/store/level-store.js';
-import type { TelemetryStore } from '../gateway/store/store.js';
-import { classify, type DedupState } from '../gateway/telemetry/dedup.js';
-import { createIngest } from '../gateway/telemetry/ingest.js';
-import { decodePayload, decodeReading, encodeReading, type Reading } from '../gateway/telemetry/wire.js';
+import type { TelemetryStore } from '../gateway/ingest/store-port.js';
+import { classify, type DedupState } from '../gateway/domain/dedup.js';
+import { createIngest } from '../gateway/ingest/ingest.js';
+import { decodePayload, decodeReading, encodeReading, type Reading } from '../gateway/domain/wire.js';
 
 const { values } = parseArgs({
   options: {
@@ -73,7 +73,9 @@ async function measureSync(stage: string, fn: (i: number) => void): Promise<void
 }
 
 await measureSync('decode (cbor-x)', (i) => decodePayload(payloads[i] as Buffer, MAX_BYTES));
-await measureSync('decode + validate (zod)', (i) => decodeReading(payloads[i] as Buffer, devOf[i] as string, { maxBytes: MAX_BYTES }));
+await measureSync('decode + validate (zod)', (i) =>
+  decodeReading(payloads[i] as Buffer, devOf[i] as string, { maxBytes: MAX_BYTES }),
+);
 const states = new Map<string, DedupState | null>();
 await measureSync('decode + validate + dedup', (i) => {
   const id = devOf[i] as string;
@@ -83,7 +85,12 @@ await measureSync('decode + validate + dedup', (i) => {
 
 const log = createLogger('silent', false);
 const newMetrics = () =>
-  createMetrics({ connectedClients: () => 0, backlog: () => ({ readings: 0, bytes: 0, full: false }), diskFreeBytes: () => 0, repairLostBytes: () => 0 });
+  createMetrics({
+    connectedClients: () => 0,
+    backlog: () => ({ readings: 0, bytes: 0, full: false }),
+    diskFreeBytes: () => 0,
+    repairLostBytes: () => 0,
+  });
 
 /** Feeds every reading through ingest.accept, BURST at a time, three bursts in flight (like devices with W > 1). */
 async function runIngest(stage: string, store: TelemetryStore, syncWrites: boolean): Promise<void> {
@@ -95,27 +102,34 @@ async function runIngest(stage: string, store: TelemetryStore, syncWrites: boole
     now: Date.now,
   });
   let sent = 0;
-  await timed(stage, () => new Promise<void>((resolve, reject) => {
-    let open = 0;
-    const burst = () => {
-      if (sent >= N) {
-        if (open === 0) resolve();
-        return;
-      }
-      const waits: Promise<void>[] = [];
-      for (let k = 0; k < BURST && sent < N; k++, sent++) {
-        const id = devOf[sent] as string;
-        const { done } = ingest.accept({ topic: `sensors/${id}/telemetry`, payload: payloads[sent] as Buffer, qos: 1, clientId: id }, { kind: 'telemetry', deviceId: id });
-        if (done) waits.push(done);
-      }
-      open++;
-      Promise.all(waits).then(() => {
-        open--;
-        burst();
-      }, reject);
-    };
-    for (let k = 0; k < 3; k++) burst();
-  }));
+  await timed(
+    stage,
+    () =>
+      new Promise<void>((resolve, reject) => {
+        let open = 0;
+        const burst = () => {
+          if (sent >= N) {
+            if (open === 0) resolve();
+            return;
+          }
+          const waits: Promise<void>[] = [];
+          for (let k = 0; k < BURST && sent < N; k++, sent++) {
+            const id = devOf[sent] as string;
+            const { done } = ingest.accept(
+              { topic: `sensors/${id}/telemetry`, payload: payloads[sent] as Buffer, qos: 1, clientId: id },
+              { kind: 'telemetry', deviceId: id },
+            );
+            if (done) waits.push(done);
+          }
+          open++;
+          Promise.all(waits).then(() => {
+            open--;
+            burst();
+          }, reject);
+        };
+        for (let k = 0; k < 3; k++) burst();
+      }),
+  );
   await ingest.drain();
 }
 
@@ -149,7 +163,8 @@ for (const sync of [false, true]) {
   await timed('raw payloads in LevelDB sync batches only', async () => {
     for (let i = 0; i < N; i += BURST * 3) {
       const batch = db.batch();
-      for (let k = i; k < Math.min(N, i + BURST * 3); k++) batch.put(`${devOf[k]}!${String(k).padStart(14, '0')}`, payloads[k] as Buffer);
+      for (let k = i; k < Math.min(N, i + BURST * 3); k++)
+        batch.put(`${devOf[k]}!${String(k).padStart(14, '0')}`, payloads[k] as Buffer);
       await batch.write({ sync: true });
     }
   });

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { encodeReading } from '../gateway/telemetry/wire.js';
+import { encodeReading } from '../gateway/domain/wire.js';
 
 const { values } = parseArgs({
   options: {
@@ -51,7 +51,10 @@ async function open(clientId: string): Promise<Conn> {
     socket.write(mqttPacket.generate(p));
   };
   const connack = new Promise<void>((resolve, reject) => {
-    handler = (p) => (p.cmd === 'connack' && p.returnCode === 0 ? resolve() : reject(new Error(`connect refused: ${JSON.stringify(p)}`)));
+    handler = (p) =>
+      p.cmd === 'connack' && p.returnCode === 0
+        ? resolve()
+        : reject(new Error(`connect refused: ${JSON.stringify(p)}`));
   });
   parser.on('packet', (p: Packet) => handler(p));
   send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
@@ -63,7 +66,9 @@ async function openAll(n: number, prefix: string): Promise<Conn[]> {
   const out: Conn[] = [];
   // Connect in waves so that the broker's accept queue is not the thing being measured.
   for (let i = 0; i < n; i += 200) {
-    out.push(...(await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, j) => open(`${prefix}-${i + j}`)))));
+    out.push(
+      ...(await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, j) => open(`${prefix}-${i + j}`)))),
+    );
   }
   return out;
 }
@@ -107,7 +112,16 @@ await Promise.all(
     let nextId = 1;
     const sentAt = new Map<number, number>();
     const body = () =>
-      encodeReading({ v: 1, boot: 1, seq: seq++, ts: Date.now(), m: { temp_c: 21.5 + (seq % 7), rh_pct: 48, pres_hpa: 1013.2, wind_ms: 3.1 } }, 'cbor');
+      encodeReading(
+        {
+          v: 1,
+          boot: 1,
+          seq: seq++,
+          ts: Date.now(),
+          m: { temp_c: 21.5 + (seq % 7), rh_pct: 48, pres_hpa: 1013.2, wind_ms: 3.1 },
+        },
+        'cbor',
+      );
     const publish = () => {
       const messageId = nextId;
       nextId = nextId === 65535 ? 1 : nextId + 1;
@@ -121,7 +135,9 @@ await Promise.all(
       let mine = 0;
       while (performance.now() < end && mine++ < quota) {
         sent++;
-        const ok = c.socket.write(mqttPacket.generate({ cmd: 'publish', topic, payload: body(), qos: 0, retain: false, dup: false }));
+        const ok = c.socket.write(
+          mqttPacket.generate({ cmd: 'publish', topic, payload: body(), qos: 0, retain: false, dup: false }),
+        );
         if (!ok) await once(c.socket, 'drain');
         if (sent % 64 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }

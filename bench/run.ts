@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ClassicLevel } from 'classic-level';
-import { freePort, MOSQUITTO, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
-import { startGatewayProcess, startServerProcess } from './gateway-process.js';
+import { freePort, MOSQUITTO, mosquittoProcess } from '../launch/mosquitto-process.js';
+import { startGatewayProcess, startServerProcess } from '../launch/server-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,7 +37,9 @@ const CLK_TCK = 100;
 type SystemName = 'gateway' | 'aedes' | 'mosquitto';
 let systems = values.systems.split(',') as SystemName[];
 if (systems.includes('mosquitto') && !existsSync(MOSQUITTO)) {
-  process.stderr.write(`Mosquitto not found at ${MOSQUITTO}: it is left out. Install it with: sudo apt-get install mosquitto\n`);
+  process.stderr.write(
+    `Mosquitto not found at ${MOSQUITTO}: it is left out. Install it with: sudo apt-get install mosquitto\n`,
+  );
   systems = systems.filter((s) => s !== 'mosquitto');
 }
 const pin = existsSync('/usr/bin/taskset') && availableParallelism() >= 2;
@@ -71,8 +73,10 @@ async function start(system: SystemName): Promise<Running> {
   }
   const server =
     system === 'gateway'
-      ? await startGatewayProcess(['--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0'], { command })
-      : await startServerProcess('dist/bench/aedes-server.js', [], { command });
+      ? await startGatewayProcess(['--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0'], {
+          command,
+        })
+      : await startServerProcess('dist/launch/aedes-server.js', [], { command });
   return {
     pid: server.proc.pid as number,
     crashed: () => server.proc.exitCode !== null || server.proc.signalCode !== null,
@@ -89,7 +93,8 @@ async function procStats(pid: number): Promise<{ cpuS: number; hwmMb: number; rs
   const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   const cpuS = (Number(stat[11]) + Number(stat[12])) / CLK_TCK;
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string) => Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(name)) ?? '')?.[1] ?? 0);
+  const kb = (name: string) =>
+    Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(name)) ?? '')?.[1] ?? 0);
   return { cpuS, hwmMb: kb('VmHWM:') / 1024, rssMb: kb('VmRSS:') / 1024 };
 }
 
@@ -136,7 +141,17 @@ async function cell(system: SystemName, qos: number, clients: number, inflight: 
       qos === 0
         ? ['--count', String(SECONDS * 25_000), '--seconds', String(SECONDS * 20), '--settle', '2000']
         : ['--seconds', String(SECONDS)];
-    const r = await runLoadgen(['--port', String(running.mqttPort), '--clients', String(clients), '--inflight', String(inflight), '--qos', String(qos), ...amount]);
+    const r = await runLoadgen([
+      '--port',
+      String(running.mqttPort),
+      '--clients',
+      String(clients),
+      '--inflight',
+      String(inflight),
+      '--qos',
+      String(qos),
+      ...amount,
+    ]);
     const crashed = running.crashed();
     const after = crashed ? before : await procStats(pid);
     const readings = (r.acked as number) || 1;
@@ -162,7 +177,15 @@ async function cell(system: SystemName, qos: number, clients: number, inflight: 
 
 async function idleRss(system: SystemName, n: number): Promise<number> {
   const running = await start(system);
-  const cmd = pinned(1, [process.execPath, 'dist/bench/loadgen.js', '--port', String(running.mqttPort), '--clients', String(n), '--idle']);
+  const cmd = pinned(1, [
+    process.execPath,
+    'dist/bench/loadgen.js',
+    '--port',
+    String(running.mqttPort),
+    '--clients',
+    String(n),
+    '--idle',
+  ]);
   const gen = spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     for await (const line of createInterface({ input: gen.stdout })) if (line.includes('connected')) break;
@@ -189,7 +212,11 @@ async function fsyncMs(): Promise<number> {
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? (s[(s.length - 1) / 2] as number)
+      : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 };
 
 const results: Record<string, Record<SystemName, Sample[]>> = {};
@@ -204,7 +231,9 @@ for (let rep = 0; rep < REPS; rep++) {
       for (const system of order) {
         const s = await cell(system, qos, shape.clients, shape.inflight);
         (results[k] as Record<SystemName, Sample[]>)[system].push(s);
-        process.stderr.write(`${k} ${system}: ${s.rate.toFixed(0)}/s p99 ${s.p99?.toFixed(2) ?? '-'} ms${s.crashed ? ' CRASHED' : ''}\n`);
+        process.stderr.write(
+          `${k} ${system}: ${s.rate.toFixed(0)}/s p99 ${s.p99?.toFixed(2) ?? '-'} ms${s.crashed ? ' CRASHED' : ''}\n`,
+        );
       }
     }
   }
@@ -222,31 +251,50 @@ const fmt = (xs: number[], digits = 0) => {
   return xs.length > 1 ? `${m} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})` : m;
 };
 const lines: string[] = [];
-lines.push(`| cell | ${systems.map((s) => `${s} readings/s`).join(' | ')} | gw/aedes | gw/mosquitto | ${systems.map((s) => `${s} p99 ms`).join(' | ')} | ${systems.map((s) => `${s} CPU µs/reading`).join(' | ')} | gw readings/fsync | gw fsyncs/s |`);
+lines.push(
+  `| cell | ${systems.map((s) => `${s} readings/s`).join(' | ')} | gw/aedes | gw/mosquitto | ${systems.map((s) => `${s} p99 ms`).join(' | ')} | ${systems.map((s) => `${s} CPU µs/reading`).join(' | ')} | gw readings/fsync | gw fsyncs/s |`,
+);
 lines.push(`|${'---|'.repeat(1 + systems.length * 3 + 4)}`);
 for (const [k, bySystem] of Object.entries(results)) {
   const rate = (s: SystemName) => bySystem[s].map((x) => x.rate);
-  const ratio = (other: SystemName) => (systems.includes(other) ? (median(rate('gateway')) / median(rate(other))).toFixed(2) : '-');
+  const ratio = (other: SystemName) =>
+    systems.includes(other) ? (median(rate('gateway')) / median(rate(other))).toFixed(2) : '-';
   const crashes = (s: SystemName) => (bySystem[s].some((x) => x.crashed) ? ' ✗crash' : '');
   lines.push(
     `| ${k} | ${systems.map((s) => fmt(rate(s)) + crashes(s)).join(' | ')} | ${ratio('aedes')} | ${ratio('mosquitto')} | ${systems
       .map((s) => fmt(bySystem[s].map((x) => x.p99 ?? NaN).filter(Number.isFinite), 2))
-      .join(' | ')} | ${systems.map((s) => fmt(bySystem[s].map((x) => x.cpuUsPerReading), 1)).join(' | ')} | ${fmt(bySystem.gateway.map((x) => x.readingsPerFsync ?? NaN).filter(Number.isFinite), 1)} | ${fmt(bySystem.gateway.map((x) => x.fsyncsPerS ?? NaN).filter(Number.isFinite))} |`,
+      .join(' | ')} | ${systems
+      .map((s) =>
+        fmt(
+          bySystem[s].map((x) => x.cpuUsPerReading),
+          1,
+        ),
+      )
+      .join(
+        ' | ',
+      )} | ${fmt(bySystem.gateway.map((x) => x.readingsPerFsync ?? NaN).filter(Number.isFinite), 1)} | ${fmt(bySystem.gateway.map((x) => x.fsyncsPerS ?? NaN).filter(Number.isFinite))} |`,
   );
 }
 lines.push('');
 lines.push(`| memory (RSS MB) | ${systems.join(' | ')} |`);
 lines.push(`|${'---|'.repeat(1 + systems.length)}`);
-for (const [k, v] of Object.entries(memory)) lines.push(`| ${k} | ${systems.map((s) => (v[s] ?? NaN).toFixed(0)).join(' | ')} |`);
+for (const [k, v] of Object.entries(memory))
+  lines.push(`| ${k} | ${systems.map((s) => (v[s] ?? NaN).toFixed(0)).join(' | ')} |`);
 const load = results[key(1, SHAPES[2])];
-if (load) lines.push(`| peak under qos1 100x10 | ${systems.map((s) => fmt(load[s].map((x) => x.peakRssMb))).join(' | ')} |`);
+if (load)
+  lines.push(`| peak under qos1 100x10 | ${systems.map((s) => fmt(load[s].map((x) => x.peakRssMb))).join(' | ')} |`);
 const aedesRtt = median((results[key(1, SHAPES[0])]?.aedes ?? []).map((x) => x.p50 ?? NaN).filter(Number.isFinite));
 const serialLimit = 1000 / (fsync + (Number.isFinite(aedesRtt) ? aedesRtt : 0));
 const gw11 = median((results[key(1, SHAPES[0])]?.gateway ?? []).map((x) => x.rate));
 lines.push('');
-lines.push(`fsync (one sync LevelDB batch) ${fsync.toFixed(3)} ms; bare Aedes QoS 1 round trip p50 ${aedesRtt.toFixed(3)} ms; serial fsync limit ${serialLimit.toFixed(0)}/s; gateway 1x1 QoS 1 ${gw11.toFixed(0)}/s = ${(gw11 / serialLimit).toFixed(2)} of it`);
+lines.push(
+  `fsync (one sync LevelDB batch) ${fsync.toFixed(3)} ms; bare Aedes QoS 1 round trip p50 ${aedesRtt.toFixed(3)} ms; serial fsync limit ${serialLimit.toFixed(0)}/s; gateway 1x1 QoS 1 ${gw11.toFixed(0)}/s = ${(gw11 / serialLimit).toFixed(2)} of it`,
+);
 const machine = `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}, node ${process.version}, ${pin ? 'broker on CPU 0, load generator on CPU 1' : 'not pinned'}, ${SECONDS} s per cell, ${REPS} rep(s)`;
 lines.push(`machine: ${machine}; took ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
 console.log(lines.join('\n'));
-await writeFile(values.out, JSON.stringify({ machine, seconds: SECONDS, reps: REPS, results, memory, fsyncMs: fsync, serialLimit }, null, 2));
+await writeFile(
+  values.out,
+  JSON.stringify({ machine, seconds: SECONDS, reps: REPS, results, memory, fsyncMs: fsync, serialLimit }, null, 2),
+);
 process.stderr.write(`results written to ${values.out}\n`);

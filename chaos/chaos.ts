@@ -15,8 +15,8 @@ import { readLedger, readingId } from '../device-sim/ledger.js';
 import { createRng } from '../device-sim/random.js';
 import { runSimulation } from '../device-sim/simulator.js';
 import { verify } from '../device-sim/verify.js';
-import { startGatewayProcess, type GatewayProcess } from '../bench/gateway-process.js';
-import { freePort, mosquittoProcess } from '../test/helpers/mosquitto-process.js';
+import { startGatewayProcess, type GatewayProcess } from '../launch/server-process.js';
+import { freePort, mosquittoProcess } from '../launch/mosquitto-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -102,7 +102,9 @@ try {
       await broker.start();
     }
     await startGateway();
-    log(`cycle ${cycle + 1}/${cycles}: gateway killed and restarted${upstreamRestarts ? `, upstream restarts so far ${upstreamRestarts}` : ''}`);
+    log(
+      `cycle ${cycle + 1}/${cycles}: gateway killed and restarted${upstreamRestarts ? `, upstream restarts so far ${upstreamRestarts}` : ''}`,
+    );
   }
   const summary = await fleet;
 
@@ -138,10 +140,16 @@ try {
   });
   const violations = [
     ...report.violations.map((v) => `${v.kind} in the store: ${v.deviceId} boot ${v.boot} seq ${v.seq} (QoS ${v.qos})`),
-    ...upstream.filter((u) => u.qos > 0 && u.missing > 0).map((u) => `QoS ${u.qos}: ${u.missing} acked readings missing upstream`),
+    ...upstream
+      .filter((u) => u.qos > 0 && u.missing > 0)
+      .map((u) => `QoS ${u.qos}: ${u.missing} acked readings missing upstream`),
     ...upstream.filter((u) => u.qos === 2 && u.duplicated > 0).map((u) => `QoS 2: ${u.duplicated} duplicates upstream`),
   ];
-  const rows = report.rows.map((r, qos) => ({ ...r, upstreamMissing: upstream[qos]?.missing ?? 0, upstreamDuplicated: upstream[qos]?.duplicated ?? 0 }));
+  const rows = report.rows.map((r, qos) => ({
+    ...r,
+    upstreamMissing: upstream[qos]?.missing ?? 0,
+    upstreamDuplicated: upstream[qos]?.duplicated ?? 0,
+  }));
   const table = [
     `chaos: ${cycles} cycles × ~${seconds} s, seed ${values.seed}: ${kills} gateway SIGKILLs, ${upstreamRestarts} upstream restarts, ${summary.proxy.resets} connection resets, ${summary.proxy.stalls} black holes, ${summary.totals.reboots} device reboots, ${summary.totals.resent} duplicate re-sends`,
     '',
@@ -160,9 +168,15 @@ try {
       ].join(' '),
     ),
     '',
-    violations.length === 0 ? 'no violation: every acked QoS 1/2 reading stored once and forwarded; no QoS 2 duplicate upstream' : `VIOLATIONS:\n  ${violations.slice(0, 30).join('\n  ')}`,
+    violations.length === 0
+      ? 'no violation: every acked QoS 1/2 reading stored once and forwarded; no QoS 2 duplicate upstream'
+      : `VIOLATIONS:\n  ${violations.slice(0, 30).join('\n  ')}`,
   ];
-  process.stdout.write(values.json ? `${JSON.stringify({ cycles, seconds, seed: values.seed, kills, upstreamRestarts, rows, violations })}\n` : `${table.join('\n')}\n`);
+  process.stdout.write(
+    values.json
+      ? `${JSON.stringify({ cycles, seconds, seed: values.seed, kills, upstreamRestarts, rows, violations })}\n`
+      : `${table.join('\n')}\n`,
+  );
   exitCode = violations.length === 0 ? 0 : 1;
 } finally {
   await killGateway();

@@ -6,8 +6,14 @@ import { parseFaults } from './faults.js';
 import type { SimConfig } from './simulator.js';
 
 const schema = z.strictObject({
-  url: z.string().regex(/^(mqtt|mqtts|ws|wss|tcp):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').default('mqtt://127.0.0.1:1883'),
-  gateway: z.string().regex(/^https?:\/\//, 'must be an http(s):// URL').default('http://127.0.0.1:8080'),
+  url: z
+    .string()
+    .regex(/^(mqtt|mqtts|ws|wss|tcp):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+    .default('mqtt://127.0.0.1:1883'),
+  gateway: z
+    .string()
+    .regex(/^https?:\/\//, 'must be an http(s):// URL')
+    .default('http://127.0.0.1:8080'),
   devices: z.number().int().min(1).max(100_000).default(10),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal('mix')]).default('mix'),
   intervalMs: z.number().int().min(1).default(1000),
@@ -17,7 +23,10 @@ const schema = z.strictObject({
   seed: z.union([z.string(), z.number()]).transform(String).default('sensorgate'),
   ledgerDir: z.string().min(1).default('./sim-ledger'),
   faults: z.string().default('none'),
-  idPrefix: z.string().regex(/^[A-Za-z0-9_.-]{0,40}$/).default('ws-'),
+  idPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{0,40}$/)
+    .default('ws-'),
   topicPrefix: z.string().min(1).default('sensors'),
   maxBuffer: z.number().int().min(1).default(1000),
   drainMs: z.number().int().min(0).default(10_000),
@@ -27,17 +36,26 @@ const schema = z.strictObject({
 
 export type SimFileConfig = z.output<typeof schema>;
 
-export async function loadSimConfig(path: string, optional: boolean, overrides: Record<string, unknown>): Promise<SimFileConfig> {
+export async function loadSimConfig(
+  path: string,
+  optional: boolean,
+  overrides: Record<string, unknown>,
+): Promise<SimFileConfig> {
   let file: unknown = {};
   try {
     file = parse(await readFile(path, 'utf8')) ?? {};
   } catch (err) {
     if (!(optional && (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
   }
-  const merged = { ...(file as object), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+  const merged = {
+    ...(file as object),
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+  };
   const parsed = schema.safeParse(merged);
   if (!parsed.success) {
-    throw new Error(`invalid device-sim config:\n${parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`);
+    throw new Error(
+      `invalid device-sim config:\n${parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`,
+    );
   }
   return parsed.data;
 }

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startGatewayProcess } from '../bench/gateway-process.js';
+import { startGatewayProcess } from '../launch/server-process.js';
 import { parseFaults } from './faults.js';
 import { createProgressPrinter } from './progress.js';
 import { runSimulation } from './simulator.js';
@@ -30,7 +30,9 @@ const gateway = await startGatewayProcess(['--data-dir', join(work, 'data'), '--
 let code = 1;
 try {
   const ledgerDir = join(work, 'ledger');
-  process.stderr.write(`gateway on mqtt ${gateway.mqttPort}, http ${gateway.httpPort}; ${values.devices} devices, mixed QoS, faults ${values.faults}\n`);
+  process.stderr.write(
+    `gateway on mqtt ${gateway.mqttPort}, http ${gateway.httpPort}; ${values.devices} devices, mixed QoS, faults ${values.faults}\n`,
+  );
   const printer = createProgressPrinter(process.stderr);
   const summary = await runSimulation(
     {

@@ -3,7 +3,7 @@
  * from 0 at each boot, QoS 1/2 readings kept until acked (a bounded buffer while offline), QoS 0 fire and forget.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { encodeReading, type DeviceEncoding, type Reading } from '../gateway/telemetry/wire.js';
+import { encodeReading, type DeviceEncoding, type Reading } from '../gateway/domain/wire.js';
 import type { FaultSpec } from './faults.js';
 import type { LedgerWriter } from './ledger.js';
 import type { Rng } from './random.js';
@@ -56,7 +56,17 @@ export class SimDevice {
   #inFlight = 0;
   /** Recently acked readings, for the duplicate re-send fault. */
   readonly #recentAcked: { boot: number; seq: number; body: Buffer }[] = [];
-  readonly stats: DeviceStats = { produced: 0, sent: 0, acked: 0, inFlight: 0, buffered: 0, dropped: 0, reboots: 0, resent: 0, connected: false };
+  readonly stats: DeviceStats = {
+    produced: 0,
+    sent: 0,
+    acked: 0,
+    inFlight: 0,
+    buffered: 0,
+    dropped: 0,
+    reboots: 0,
+    resent: 0,
+    connected: false,
+  };
 
   constructor(opts: DeviceOptions) {
     this.#o = opts;
@@ -148,9 +158,18 @@ export class SimDevice {
   }
 
   #tick(): void {
-    if (this.done) return this.quiesce();
+    if (this.done) {
+      this.quiesce();
+      return;
+    }
     const now = this.#o.now();
-    const step = stepWeather(this.#station, this.#weather, now, now - this.#lastStep || this.#o.intervalMs, this.#o.rng);
+    const step = stepWeather(
+      this.#station,
+      this.#weather,
+      now,
+      now - this.#lastStep || this.#o.intervalMs,
+      this.#o.rng,
+    );
     this.#weather = step.state;
     this.#lastStep = now;
     const reading: Reading = { v: 1, boot: this.#boot, seq: this.#seq++, ts: now, m: step.m };
@@ -168,7 +187,12 @@ export class SimDevice {
       }
       if (client?.connected) this.#flush();
     }
-    if (this.#o.faults.dup > 0 && client?.connected && this.#recentAcked.length > 0 && this.#o.rng.next() < this.#o.faults.dup) {
+    if (
+      this.#o.faults.dup > 0 &&
+      client?.connected &&
+      this.#recentAcked.length > 0 &&
+      this.#o.rng.next() < this.#o.faults.dup
+    ) {
       this.#resend(client);
     }
     this.#syncStats();

@@ -22,7 +22,15 @@ export interface FaultSpec {
   dup: number;
 }
 
-export const NO_FAULTS: FaultSpec = Object.freeze({ reset: 0, stall: 0, stallMs: 3000, latency: 0, jitter: 0, reboot: 0, dup: 0 });
+export const NO_FAULTS: FaultSpec = Object.freeze({
+  reset: 0,
+  stall: 0,
+  stallMs: 3000,
+  latency: 0,
+  jitter: 0,
+  reboot: 0,
+  dup: 0,
+});
 
 const PROBABILITIES = new Set(['reset', 'stall', 'reboot', 'dup']);
 

@@ -10,7 +10,16 @@
  * of the simulator loses no line that matters; a torn last line is ignored when reading. Boot counters live beside
  * it in boots.json (written atomically), so a restarted simulator is a rebooted device.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export interface LedgerWriter {
@@ -27,7 +36,9 @@ export function openLedger(dir: string): LedgerWriter {
   mkdirSync(dir, { recursive: true });
   const fd = openSync(join(dir, 'ledger.log'), 'a');
   const bootsFile = join(dir, 'boots.json');
-  const boots: Record<string, number> = existsSync(bootsFile) ? (JSON.parse(readFileSync(bootsFile, 'utf8')) as Record<string, number>) : {};
+  const boots: Record<string, number> = existsSync(bootsFile)
+    ? (JSON.parse(readFileSync(bootsFile, 'utf8')) as Record<string, number>)
+    : {};
   const line = (s: string) => writeSync(fd, `${s}\n`);
   let closed = false;
   return {
@@ -80,7 +91,8 @@ export function readLedger(dir: string): LedgerContents {
     const id = readingId(device, boot, seq);
     if (kind === 'S' && f.length === 6) {
       const qos = Number(f[4]);
-      if (qos === 0 || qos === 1 || qos === 2) readings.set(id, { device, boot, seq, qos, sentAt: Number(f[5]), acked: false });
+      if (qos === 0 || qos === 1 || qos === 2)
+        readings.set(id, { device, boot, seq, qos, sentAt: Number(f[5]), acked: false });
     } else if (kind === 'A' && f.length === 4) {
       const r = readings.get(id);
       if (r) r.acked = true;

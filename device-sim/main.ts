@@ -18,7 +18,8 @@ const USAGE = `usage:
             (reset/stall/reboot: probability per connection or device per second; dup: per reading)
   Defaults come from ${DEFAULT_CONFIG}.`;
 
-const num = (s: string | undefined): number | string | undefined => (s === undefined ? undefined : /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s);
+const num = (s: string | undefined): number | string | undefined =>
+  s === undefined ? undefined : /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s;
 
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -81,7 +82,10 @@ async function main(): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const printer = createProgressPrinter(process.stderr);
-  const summary = await runSimulation(toSimConfig(config), { onProgress: (p) => printer.update(p), signal: abort.signal });
+  const summary = await runSimulation(toSimConfig(config), {
+    onProgress: (p) => printer.update(p),
+    signal: abort.signal,
+  });
   printer.done();
   process.stdout.write(`${JSON.stringify({ event: 'done', ...summary })}\n`);
   return 0;

@@ -16,7 +16,10 @@ export function formatProgress(p: Progress): string {
   ].join(' · ');
 }
 
-export function createProgressPrinter(stream: NodeJS.WriteStream, plainEveryMs = 5000): { update(p: Progress): void; done(): void } {
+export function createProgressPrinter(
+  stream: NodeJS.WriteStream,
+  plainEveryMs = 5000,
+): { update(p: Progress): void; done(): void } {
   const tty = stream.isTTY === true;
   let lastPlain = -Infinity;
   return {

@@ -30,7 +30,11 @@ interface Link {
 
 const TICK_MS = 100;
 
-export async function startFaultProxy(target: { host: string; port: number }, spec: FaultSpec, rng: Rng): Promise<FaultProxy> {
+export async function startFaultProxy(
+  target: { host: string; port: number },
+  spec: FaultSpec,
+  rng: Rng,
+): Promise<FaultProxy> {
   const links = new Set<Link>();
   const stats: ProxyStats = { connections: 0, resets: 0, stalls: 0 };
   let calm = false;

@@ -1,5 +1,5 @@
 /** A fleet run: devices, the fault proxy in front of the gateway, progress, and a drain at the end. */
-import type { DeviceEncoding } from '../gateway/telemetry/wire.js';
+import type { DeviceEncoding } from '../gateway/domain/wire.js';
 import { SimDevice, type DeviceStats } from './device.js';
 import { hasNetworkFaults, type FaultSpec } from './faults.js';
 import { openLedger } from './ledger.js';
@@ -79,7 +79,11 @@ export async function runSimulation(
     if (hasNetworkFaults(config.faults)) {
       const target = new URL(config.url);
       if (target.protocol !== 'mqtt:') throw new Error('network faults need an mqtt:// (plain TCP) gateway url');
-      proxy = await startFaultProxy({ host: target.hostname, port: Number(target.port || 1883) }, config.faults, rng.fork('proxy'));
+      proxy = await startFaultProxy(
+        { host: target.hostname, port: Number(target.port || 1883) },
+        config.faults,
+        rng.fork('proxy'),
+      );
       url = `mqtt://127.0.0.1:${proxy.port}`;
     }
     for (let i = 0; i < config.devices; i++) {
@@ -136,7 +140,10 @@ export async function runSimulation(
           for (const d of devices) d.quiesce();
           drainDeadline = now() + config.drainMs;
         }
-        if (drainDeadline !== Infinity && (devices.every((d) => d.unacked === 0) || now() >= drainDeadline || opts.signal?.aborted)) {
+        if (
+          drainDeadline !== Infinity &&
+          (devices.every((d) => d.unacked === 0) || now() >= drainDeadline || opts.signal?.aborted)
+        ) {
           clearInterval(timer);
           resolve();
         }

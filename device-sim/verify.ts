@@ -86,7 +86,9 @@ export async function verify(ledgerDir: string, gateway: string): Promise<Verify
     }
   }
   const devices: { id: string; counters: Record<string, { duplicate: number }> }[] = (
-    await fetchJson<{ devices: { id: string; counters: Record<string, { duplicate: number }> }[] }>(`${gateway}/api/v1/devices`)
+    await fetchJson<{ devices: { id: string; counters: Record<string, { duplicate: number }> }[] }>(
+      `${gateway}/api/v1/devices`,
+    )
   ).devices;
   const gatewayDuplicates = devices
     .filter((d) => byDevice.has(d.id))
@@ -147,7 +149,17 @@ export async function verify(ledgerDir: string, gateway: string): Promise<Verify
 }
 
 export function formatReport(report: VerifyReport): string {
-  const header = ['QoS', 'promised', 'sent', 'acked', 'stored', 'lost', 'lost after ack', 'duplicates stored', 'measured'];
+  const header = [
+    'QoS',
+    'promised',
+    'sent',
+    'acked',
+    'stored',
+    'lost',
+    'lost after ack',
+    'duplicates stored',
+    'measured',
+  ];
   const cells = report.rows.map((r) => [
     String(r.qos),
     r.promised,
@@ -160,16 +172,23 @@ export function formatReport(report: VerifyReport): string {
     r.ok ? `${r.demonstrated} ✓` : r.demonstrated,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => c.map((s, i) => (i >= 2 && i <= 7 ? s.padStart(widths[i] as number) : s.padEnd(widths[i] as number))).join('  ').trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((s, i) => (i >= 2 && i <= 7 ? s.padStart(widths[i] as number) : s.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
   const out = [line(header), ...cells.map(line)];
   out.push('');
-  out.push(`duplicate re-sends by devices: ${report.resent}; duplicates the gateway dropped: ${report.gatewayDuplicates}; stored twice: ${report.rows.reduce((n, r) => n + r.duplicatesStored, 0)}`);
+  out.push(
+    `duplicate re-sends by devices: ${report.resent}; duplicates the gateway dropped: ${report.gatewayDuplicates}; stored twice: ${report.rows.reduce((n, r) => n + r.duplicatesStored, 0)}`,
+  );
   out.push(`readings the devices never sent (QoS 0 while offline, full QoS 1/2 buffer): ${report.droppedByDevices}`);
   if (report.unknownStored > 0) out.push(`stored readings not in this ledger: ${report.unknownStored}`);
   if (report.violations.length > 0) {
     out.push('');
     out.push(`VIOLATIONS (${report.violations.length}):`);
-    for (const v of report.violations.slice(0, 20)) out.push(`  ${v.kind}: device ${v.deviceId} boot ${v.boot} seq ${v.seq} (QoS ${v.qos})`);
+    for (const v of report.violations.slice(0, 20))
+      out.push(`  ${v.kind}: device ${v.deviceId} boot ${v.boot} seq ${v.seq} (QoS ${v.qos})`);
     if (report.violations.length > 20) out.push(`  … and ${report.violations.length - 20} more`);
   }
   return out.join('\n');

@@ -71,7 +71,13 @@ export function initialWeather(rng: Rng): WeatherState {
 }
 
 /** Advances the weather by dtMs to time tMs and returns the new state and the measurements at tMs. */
-export function stepWeather(station: Station, s: WeatherState, tMs: number, dtMs: number, rng: Rng): { state: WeatherState; m: Measurements } {
+export function stepWeather(
+  station: Station,
+  s: WeatherState,
+  tMs: number,
+  dtMs: number,
+  rng: Rng,
+): { state: WeatherState; m: Measurements } {
   const dtH = dtMs / 3_600_000;
   const hour = (((tMs / 3_600_000 + station.utcOffsetH) % 24) + 24) % 24;
 
@@ -96,7 +102,8 @@ export function stepWeather(station: Station, s: WeatherState, tMs: number, dtMs
   }
   const rain = raining ? rainRateMmH * dtH * (0.5 + rng.next()) : 0;
 
-  const rh = 70 - 2.8 * (temp - (station.baseTempC - 0.0065 * station.altitudeM)) + (raining ? 20 : 0) + 4 * rng.normal();
+  const rh =
+    70 - 2.8 * (temp - (station.baseTempC - 0.0065 * station.altitudeM)) + (raining ? 20 : 0) + 4 * rng.normal();
 
   const seaLevel = 1015 - 28 * front + 1.5 * rng.normal() * Math.sqrt(Math.min(1, dtH * 10));
   const pres = seaLevel * Math.exp(-station.altitudeM / 8434);

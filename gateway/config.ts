@@ -1,20 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, GatewayError, type ConfigIssue } from './errors.js';
-import { parseTopicPattern } from './broker/topics.js';
-import { DEVICE_CLOCKS } from './telemetry/clock.js';
-import { FOREIGN_DEDUP } from './telemetry/foreign.js';
+import { ConfigError, GatewayError, type ConfigIssue } from './domain/errors.js';
+import { DEVICE_ID_RE, parseTopicPattern } from './domain/topics.js';
+import { DEVICE_CLOCKS } from './domain/clock.js';
+import { FOREIGN_DEDUP } from './domain/foreign.js';
+import { upstreamSchema } from './forward/options.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
-const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const foreignRoute = z.strictObject({
   /** MQTT topic pattern with one `{deviceId}` level; `+` matches any single level. */
-  topic: z.string().min(1).refine((t) => parseTopicPattern(t).ok, {
-    message: 'must be MQTT topic levels with exactly one {deviceId} level and no #',
-  }),
+  topic: z
+    .string()
+    .min(1)
+    .refine((t) => parseTopicPattern(t).ok, {
+      message: 'must be MQTT topic levels with exactly one {deviceId} level and no #',
+    }),
   /** Which identical payloads are duplicates (foreign.ts ForeignDedup). */
   dedup: z.enum(FOREIGN_DEDUP).default('time'),
   /** With dedup `time`: the top-level field that carries the device's own time (Tasmota's `Time`). */
@@ -23,7 +26,7 @@ const foreignRoute = z.strictObject({
 
 export const configSchema = z
   .strictObject({
-    gatewayId: z.string().regex(DEVICE_ID, 'must match ^[A-Za-z0-9_.-]{1,64}$').default('sensorgate'),
+    gatewayId: z.string().regex(DEVICE_ID_RE, `must match ${DEVICE_ID_RE.source}`).default('sensorgate'),
     mqtt: z
       .strictObject({
         host: host.default('127.0.0.1'),
@@ -43,7 +46,11 @@ export const configSchema = z
         maxBatch: z.number().int().min(1).max(65536).default(1024),
         verifyOnStart: z.boolean().default(true),
         syncInboundQos2: z.boolean().default(true),
-        minFreeBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+        minFreeBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(64 * 1024 * 1024),
         diskCheckMs: z.number().int().min(10).max(60_000).default(1000),
       })
       .prefault({}),
@@ -66,55 +73,19 @@ export const configSchema = z
         foreign: z.array(foreignRoute).default([]),
         foreignDedupWindowMs: z.number().int().min(0).max(86_400_000).default(60_000),
         deviceClock: z.enum(DEVICE_CLOCKS).default('auto'),
-        maxClockSkewMs: z.number().int().min(0).max(31 * 86_400_000).default(3_600_000),
+        maxClockSkewMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(31 * 86_400_000)
+          .default(3_600_000),
         resetConfirmations: z.number().int().min(1).max(1000).default(3),
         maxSeqJump: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1_000_000),
         maxBootJump: z.number().int().min(1).max(0xffff_ffff).default(1000),
         rejectLogIntervalMs: z.number().int().min(0).default(60_000),
       })
       .prefault({}),
-    upstream: z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        url: z
-          .string()
-          .regex(/^(mqtt|mqtts|ws|wss):\/\/[^/]/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
-          .default('mqtt://127.0.0.1:1884'),
-        clientId: z.string().min(1).max(128).nullable().default(null),
-        username: z.string().nullable().default(null),
-        password: z.string().nullable().default(null),
-        tls: z
-          .strictObject({
-            ca: z.string().nullable().default(null),
-            cert: z.string().nullable().default(null),
-            key: z.string().nullable().default(null),
-            rejectUnauthorized: z.boolean().default(true),
-          })
-          .prefault({}),
-        protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
-        topicPrefix: z.string().min(1).regex(/^[^#+]+$/, 'must not contain MQTT wildcards').default('sensorgate'),
-        topicTemplate: z
-          .string()
-          .refine((t) => t.includes('{deviceId}') && !/[#+]/.test(t), 'must contain {deviceId} and no wildcards')
-          .default('{prefix}/{gatewayId}/{deviceId}/telemetry'),
-        encoding: z.enum(['json', 'cbor']).default('json'),
-        maxQos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(2),
-        inflight: z.number().int().min(1).max(65535).default(20),
-        backoff: z
-          .strictObject({
-            baseMs: z.number().int().min(1).default(1000),
-            capMs: z.number().int().min(1).default(30_000),
-            stableMs: z.number().int().min(0).default(60_000),
-          })
-          .prefault({}),
-        backfillRate: z.number().positive().default(500),
-        batchSize: z.number().int().min(1).max(1000).default(1),
-        backlogBudgetBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
-        qos0Buffer: z.number().int().min(0).default(1000),
-        sessionExpirySeconds: z.number().int().min(1).max(0xffff_ffff).default(7 * 86_400),
-        keepaliveSeconds: z.number().int().min(1).max(65535).default(30),
-      })
-      .prefault({}),
+    upstream: upstreamSchema,
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -128,7 +99,11 @@ export const configSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.upstream.backoff.capMs < c.upstream.backoff.baseMs) {
-      ctx.addIssue({ code: 'custom', path: ['upstream', 'backoff', 'capMs'], message: 'must be at least backoff.baseMs' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['upstream', 'backoff', 'capMs'],
+        message: 'must be at least backoff.baseMs',
+      });
     }
     if ((c.upstream.tls.cert === null) !== (c.upstream.tls.key === null)) {
       ctx.addIssue({ code: 'custom', path: ['upstream', 'tls'], message: 'cert and key go together' });

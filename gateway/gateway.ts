@@ -3,17 +3,17 @@ import { resolve } from 'node:path';
 import { startBroker, type Broker } from './broker/broker.js';
 import { createAuthorizePublish } from './broker/hooks.js';
 import { createBrokerPersistence } from './broker/persistence.js';
-import { createTopicRouter } from './broker/topics.js';
+import { createTopicRouter } from './domain/topics.js';
 import { brokerId } from './broker/wills.js';
 import type { FrozenConfig } from './config.js';
 import { createApiHandler } from './http/api.js';
 import { startHttp, type HttpServer } from './http/server.js';
-import type { Logger } from './log.js';
+import type { Logger } from './shared/log.js';
 import { createMetrics } from './metrics.js';
 import { watchDiskSpace, type DiskSpace } from './store/disk-space.js';
 import { LevelStore, type Db } from './store/level-store.js';
 import { startForwarder, type Forwarder } from './forward/forwarder.js';
-import { createIngest, type Ingest, type Refusal } from './telemetry/ingest.js';
+import { createIngest, type Ingest, type Refusal } from './ingest/ingest.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -79,11 +79,19 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         const openStore = store;
         const upstream = config.upstream;
         const backlogFull = () => upstream.enabled && openStore.outboxStats().bytes >= upstream.backlogBudgetBytes;
-        const space = await watchDiskSpace(dataDir, config.store.minFreeBytes, config.store.diskCheckMs, log.child({ module: 'disk' }));
+        const space = await watchDiskSpace(
+          dataDir,
+          config.store.minFreeBytes,
+          config.store.diskCheckMs,
+          log.child({ module: 'disk' }),
+        );
         disk = space;
         const refusal = (): Refusal | null =>
           space.full
-            ? { code: 'GW_DISK_FULL', reason: `disk nearly full (${space.freeBytes} bytes free, reserve ${config.store.minFreeBytes})` }
+            ? {
+                code: 'GW_DISK_FULL',
+                reason: `disk nearly full (${space.freeBytes} bytes free, reserve ${config.store.minFreeBytes})`,
+              }
             : backlogFull()
               ? { code: 'GW_BACKLOG_FULL', reason: 'backlog budget reached' }
               : null;
@@ -109,7 +117,10 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         });
         ingest = opened;
         if (store.unreadableDevices > 0) {
-          log.error({ devices: store.unreadableDevices }, 'unreadable device records skipped: those devices start with fresh dedup state');
+          log.error(
+            { devices: store.unreadableDevices },
+            'unreadable device records skipped: those devices start with fresh dedup state',
+          );
         }
         if (upstream.enabled) {
           forwarder = await startForwarder({

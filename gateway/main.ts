@@ -8,9 +8,9 @@
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { loadConfig, readConfigFile, type FrozenConfig } from './config.js';
-import { ConfigError, GatewayError } from './errors.js';
+import { ConfigError, GatewayError } from './domain/errors.js';
 import { createGateway } from './gateway.js';
-import { createLogger } from './log.js';
+import { createLogger } from './shared/log.js';
 
 const DEFAULT_CONFIG = 'config/gateway.yaml';
 
@@ -39,7 +39,17 @@ function section(raw: Raw, key: string): Raw {
 /** A numeric override that is not a number stays a string, so the schema reports it with its path. */
 const num = (s: string): number | string => (/^\d+$/.test(s) ? Number(s) : s);
 
-function applyOverrides(file: unknown, o: { dataDir?: string | undefined; host?: string | undefined; mqttPort?: string | undefined; httpPort?: string | undefined; logLevel?: string | undefined; gatewayId?: string | undefined }): unknown {
+function applyOverrides(
+  file: unknown,
+  o: {
+    dataDir?: string | undefined;
+    host?: string | undefined;
+    mqttPort?: string | undefined;
+    httpPort?: string | undefined;
+    logLevel?: string | undefined;
+    gatewayId?: string | undefined;
+  },
+): unknown {
   if (file === null || typeof file !== 'object' || Array.isArray(file)) return file;
   const raw = structuredClone(file) as Raw;
   if (o.gatewayId !== undefined) raw.gatewayId = o.gatewayId;

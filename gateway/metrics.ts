@@ -1,18 +1,12 @@
 /** Prometheus metrics. One registry per gateway, so that several gateways (tests) can live in one process. */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AckMetrics } from './broker/hooks.js';
+import { COUNTER_NAMES, type Outcome, type Qos } from './domain/model.js';
 import type { ForwarderMetrics } from './forward/forwarder.js';
-import type { Qos } from './store/store.js';
+import type { IngestMetrics } from './ingest/ingest.js';
 
-export type Outcome = 'received' | 'stored' | 'duplicate' | 'stale' | 'late' | 'rejected' | 'gatewayTime';
-
-export interface Metrics extends ForwarderMetrics {
+export interface Metrics extends IngestMetrics, AckMetrics, ForwarderMetrics {
   readonly registry: Registry;
-  outcome(outcome: Outcome, qos: Qos, n?: number): void;
-  missing(qos: Qos, delta: number): void;
-  batch(size: number, sync: boolean, ms: number): void;
-  ack(qos: Qos, ms: number): void;
-  storeFailure(): void;
-  bootReset(): void;
 }
 
 export interface MetricSources {
@@ -30,7 +24,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   const outcomes = new Counter({
     name: 'sensorgate_readings_total',
-    help: 'Telemetry messages by outcome (received, stored, duplicate, stale, late, rejected, gatewayTime) and device QoS',
+    help: `Telemetry messages by outcome (${COUNTER_NAMES.filter((c) => c !== 'missing').join(', ')}) and device QoS`,
     labelNames: ['outcome', 'qos'] as const,
     registers: [registry],
   });
@@ -62,7 +56,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   });
   const bootResets = new Counter({
     name: 'sensorgate_boot_resets_total',
-    help: "Devices whose boot or sequence counter went back and that started over (reflashed, flash erased, a replacement board)",
+    help: 'Devices whose boot or sequence counter went back and that started over (reflashed, flash erased, a replacement board)',
     registers: [registry],
   });
   const failures = new Counter({
@@ -157,7 +151,7 @@ export function createMetrics(sources: MetricSources): Metrics {
 
   return {
     registry,
-    outcome: (outcome, qos, n = 1) => outcomeChild(outcome, qos).inc(n),
+    outcome: (outcome, qos, n) => outcomeChild(outcome, qos).inc(n),
     missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
     batch: (size, sync, ms) => {
       batchSize.observe(size);

@@ -2,8 +2,8 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { GatewayError } from '../domain/errors.js';
+import type { Logger } from '../shared/log.js';
 import { orderRouting } from './routing.js';
 import { publishOrphanedWills } from './wills.js';
 
@@ -49,10 +49,16 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     if (wills > 0) log.info({ wills }, 'published the wills of devices that were connected when the gateway stopped');
   } catch (err) {
     await closeAedes();
-    throw new GatewayError('GW_STORE_READ_FAILED', `cannot publish the wills left by the last run: ${(err as Error).message}`, { cause: err });
+    throw new GatewayError(
+      'GW_STORE_READ_FAILED',
+      `cannot publish the wills left by the last run: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
-  aedes.on('connectionError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'connection error'));
+  aedes.on('connectionError', (client, err) =>
+    log.debug({ clientId: client.id, err: err.message }, 'connection error'),
+  );
 
   // noDelay: an ack is one small packet the device is waiting for; Nagle would hold it back.
   const server: Server = createServer({ noDelay: true }, (socket) => aedes.handle(socket));
@@ -61,9 +67,13 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     await once(server, 'listening');
   } catch (err) {
     await closeAedes();
-    throw new GatewayError('GW_LISTEN_FAILED', `MQTT cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new GatewayError(
+      'GW_LISTEN_FAILED',
+      `MQTT cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   const bound = server.address() as AddressInfo;
   log.info({ host: bound.address, port: bound.port }, 'mqtt listening');
@@ -73,10 +83,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     aedes,
     address: { host: bound.address, port: bound.port },
     close() {
-      closing ??= Promise.all([
-        new Promise<void>((resolve) => server.close(() => resolve())),
-        closeAedes(),
-      ]).then(() => undefined);
+      closing ??= Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), closeAedes()]).then(
+        () => undefined,
+      );
       return closing;
     },
   };

@@ -5,18 +5,22 @@
  * connection without acking, so the device retries and dedup absorbs the resend.
  */
 import type { AedesOptions } from 'aedes';
-import type { Metrics } from '../metrics.js';
 import { markSeen } from './ingest-marks.js';
-import type { Qos } from '../store/store.js';
-import type { Ingest } from '../telemetry/ingest.js';
-import type { TopicRoute } from './topics.js';
+import type { Qos } from '../domain/model.js';
+import type { Ingest } from '../ingest/ingest.js';
+import type { TopicRoute } from '../domain/topics.js';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
+
+export interface AckMetrics {
+  /** Time from the PUBLISH to its ack being released (QoS 0: to its acceptance). */
+  ack(qos: Qos, ms: number): void;
+}
 
 export interface PublishHookDeps {
   route(topic: string): TopicRoute;
   ingest: Ingest;
-  metrics: Metrics;
+  metrics: AckMetrics;
   now(): number;
   /**
    * Stores a retained message durably. Aedes stores it while routing, which for QoS 1 is after the PUBACK: storing it

@@ -13,7 +13,7 @@
  * not marked and keep the durable path.
  */
 
-import type { Seen } from '../telemetry/ingest.js';
+import type { Seen } from '../ingest/ingest.js';
 
 // A symbol-keyed property on the packet rather than a WeakMap: a WeakMap entry per message cost ≈ 3% of the broker's
 // time at 100 × 10 and left an ephemeron per packet for the garbage collector.

@@ -12,21 +12,26 @@
  */
 import { createRequire } from 'node:module';
 import type { AedesOptions } from 'aedes';
-import { GroupCommit } from '../store/group-commit.js';
-import type { Db } from '../store/level-store.js';
+import type { ClassicLevel } from 'classic-level';
+import { GroupCommit } from '../shared/group-commit.js';
 import { isDeduplicated } from './ingest-marks.js';
 
 const require = createRequire(import.meta.url);
-const aedesPersistenceLevel = require('aedes-persistence-level') as (db: unknown) => NonNullable<AedesOptions['persistence']>;
+const aedesPersistenceLevel = require('aedes-persistence-level') as (
+  db: unknown,
+) => NonNullable<AedesOptions['persistence']>;
 
 type Options = Record<string, unknown> | undefined;
+type Db = ClassicLevel<string, Uint8Array>;
 type Sublevel = ReturnType<Db['sublevel']>;
 
 const withSync = (options: Options) => ({ ...(options ?? {}), sync: true });
 const INBOUND_QOS2 = 'incoming:';
 const needsSync = (key: unknown) => !(typeof key === 'string' && key.startsWith(INBOUND_QOS2));
 
-type Op = { type: 'put'; key: unknown; value: unknown; options?: Options } | { type: 'del'; key: unknown; options?: Options };
+type Op =
+  | { type: 'put'; key: unknown; value: unknown; options?: Options }
+  | { type: 'del'; key: unknown; options?: Options };
 
 /**
  * A view of a sublevel whose writes are synchronous (fsync'd); the inbound QoS 2 state's puts and dels are grouped
@@ -56,10 +61,14 @@ export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
       switch (prop) {
         case 'put':
           return (key: unknown, v: unknown, options?: Options) =>
-            needsSync(key) ? fn.call(target, key, v, withSync(options)) : inbound.enqueue({ type: 'put', key, value: v, options }, syncInboundQos2);
+            needsSync(key)
+              ? fn.call(target, key, v, withSync(options))
+              : inbound.enqueue({ type: 'put', key, value: v, options }, syncInboundQos2);
         case 'del':
           return (key: unknown, options?: Options) =>
-            needsSync(key) ? fn.call(target, key, withSync(options)) : inbound.enqueue({ type: 'del', key, options }, syncInboundQos2);
+            needsSync(key)
+              ? fn.call(target, key, withSync(options))
+              : inbound.enqueue({ type: 'del', key, options }, syncInboundQos2);
         case 'batch':
           return (ops?: unknown[], options?: Options) => {
             if (ops !== undefined) return fn.call(target, ops, withSync(options));
@@ -103,14 +112,19 @@ function settle<T>(work: () => T, cb: Cb | undefined): Promise<T> | undefined {
  */
 function inboundInMemory(persistence: Persistence): Persistence {
   const durable = persistence as unknown as IncomingMethods;
-  const store = { get: durable.incomingGetPacket, put: durable.incomingStorePacket, del: durable.incomingDelPacket, clean: durable.cleanIncoming };
+  const store = {
+    get: durable.incomingGetPacket,
+    put: durable.incomingStorePacket,
+    del: durable.incomingDelPacket,
+    clean: durable.cleanIncoming,
+  };
   const held = new Map<string, Map<number, Inbound>>();
   const methods: IncomingMethods = {
     incomingStorePacket(client, packet, cb) {
       if (!isDeduplicated(packet)) return store.put.call(persistence, client, packet, cb);
       return settle(() => {
-        let byId = held.get(client.id);
-        if (!byId) held.set(client.id, (byId = new Map()));
+        const byId = held.get(client.id) ?? new Map<number, Inbound>();
+        held.set(client.id, byId);
         byId.set(packet.messageId as number, packet);
       }, cb);
     },
@@ -145,5 +159,9 @@ function inboundInMemory(persistence: Persistence): Persistence {
  * so all of them take the durable path).
  */
 export function createBrokerPersistence(db: Db, syncInboundQos2 = true): Persistence {
-  return inboundInMemory(aedesPersistenceLevel(synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2)));
+  return inboundInMemory(
+    aedesPersistenceLevel(
+      synced(db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel, syncInboundQos2),
+    ),
+  );
 }

@@ -8,9 +8,10 @@
  *   only when the broker acknowledged its packet, in the same write that forgets the packet (session-store.ts).
  * - QoS 0 readings go from memory, bounded, and are dropped and counted while the link is down.
  */
-import type { UpstreamConfig } from '../config.js';
-import type { Logger } from '../log.js';
-import type { CommitEntry, OutboxEntry, OutboxStore, Qos, StoredReading } from '../store/store.js';
+import type { UpstreamOptions } from './options.js';
+import type { Logger } from '../shared/log.js';
+import type { Qos, StoredReading } from '../domain/model.js';
+import type { CommitEntry, OutboxEntry, OutboxStore } from '../ingest/store-port.js';
 import { encodeUpstream, upstreamReading, upstreamTopic, type UpstreamReading } from './payload.js';
 import { SessionStore } from './session-store.js';
 import { connectUpstream, type UpstreamLink } from './upstream.js';
@@ -28,14 +29,20 @@ export interface ForwardingStatus {
   reconnects: number;
   window: number;
   inFlight: number;
-  backlog: { readings: number; bytes: number; oldestAgeMs: number | null; drainRate: number; etaSeconds: number | null };
+  backlog: {
+    readings: number;
+    bytes: number;
+    oldestAgeMs: number | null;
+    drainRate: number;
+    etaSeconds: number | null;
+  };
   forwarded: [number, number, number];
   acked: [number, number, number];
   dropped: [number, number, number];
 }
 
 export interface ForwarderDeps {
-  cfg: UpstreamConfig;
+  cfg: UpstreamOptions;
   gatewayId: string;
   store: OutboxStore;
   /** The highest gseq committed so far (the live/backlog boundary is taken from it at each connect). */
@@ -78,7 +85,8 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   });
   /** Outbox entries handed to MQTT.js and not yet acknowledged. */
   const inSession = new Set<number>(session.inFlightEntries());
-  if (session.size > 0) log.info({ packets: session.size }, 'resuming the upstream session: packets in flight will be sent again');
+  if (session.size > 0)
+    log.info({ packets: session.size }, 'resuming the upstream session: packets in flight will be sent again');
   let highest = deps.lastGseq;
   let boundary = highest;
   let liveCursor = highest;
@@ -132,7 +140,10 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
     const body = encodeUpstream(readings.length === 1 ? first : readings, cfg.encoding);
     const properties =
       cfg.protocolVersion === 5
-        ? { userProperties: { mid: readings.map((r) => r.mid).join(',') }, contentType: cfg.encoding === 'json' ? 'application/json' : 'application/cbor' }
+        ? {
+            userProperties: { mid: readings.map((r) => r.mid).join(',') },
+            contentType: cfg.encoding === 'json' ? 'application/json' : 'application/cbor',
+          }
         : undefined;
     const refs = entries.map((e) => ({ gseq: e.gseq, bytes: e.bytes }));
     for (const e of entries) inSession.add(e.gseq);
@@ -206,11 +217,16 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       for (const r of qos0.splice(0)) {
         forwarded[0]++;
         metrics.forwarded(0, 1);
-        link.client.publish(topicOf(r.deviceId), encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding), { qos: 0 }, (err) => {
-          if (err) return drop(0, 'link_down', 1);
-          acked[0]++;
-          metrics.acked(0, 1);
-        });
+        link.client.publish(
+          topicOf(r.deviceId),
+          encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding),
+          { qos: 0 },
+          (err) => {
+            if (err) return drop(0, 'link_down', 1);
+            acked[0]++;
+            metrics.acked(0, 1);
+          },
+        );
       }
       let slots = window - inFlight;
       if (slots <= 0) return;
@@ -227,10 +243,13 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       if (budget <= 0) {
         const backlogLeft = backlogCursor < boundary && store.outboxStats().readings > inSession.size;
         if (backlogLeft && !tokenTimer) {
-          tokenTimer = setTimeout(() => {
-            tokenTimer = undefined;
-            pump();
-          }, Math.ceil(1000 / cfg.backfillRate));
+          tokenTimer = setTimeout(
+            () => {
+              tokenTimer = undefined;
+              pump();
+            },
+            Math.ceil(1000 / cfg.backfillRate),
+          );
         }
         return;
       }
@@ -256,7 +275,13 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
     for (const e of entries) {
       const last = out.at(-1);
       const head = last?.[0];
-      if (last && head && last.length < cfg.batchSize && head.reading.deviceId === e.reading.deviceId && forwardQos(head.reading) === forwardQos(e.reading)) {
+      if (
+        last &&
+        head &&
+        last.length < cfg.batchSize &&
+        head.reading.deviceId === e.reading.deviceId &&
+        forwardQos(head.reading) === forwardQos(e.reading)
+      ) {
         last.push(e);
       } else out.push([e]);
     }

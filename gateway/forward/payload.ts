@@ -1,6 +1,6 @@
 /** The upstream contract (DESIGN.md "Upstream contract"): topic template and payload of a forwarded reading. */
 import { Encoder } from 'cbor-x';
-import type { StoredReading } from '../store/store.js';
+import type { StoredReading } from '../domain/model.js';
 
 const cbor = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
 
@@ -22,7 +22,10 @@ export function upstreamReading(r: StoredReading, gatewayId: string, hist: boole
 
 /** Topic from a template with {prefix}, {gatewayId} and {deviceId}. */
 export function upstreamTopic(template: string, vars: { prefix: string; gatewayId: string; deviceId: string }): string {
-  return template.replaceAll('{prefix}', vars.prefix).replaceAll('{gatewayId}', vars.gatewayId).replaceAll('{deviceId}', vars.deviceId);
+  return template
+    .replaceAll('{prefix}', vars.prefix)
+    .replaceAll('{gatewayId}', vars.gatewayId)
+    .replaceAll('{deviceId}', vars.deviceId);
 }
 
 /** One reading as an object, or several (a backlog batch) as an array. */

@@ -9,8 +9,8 @@
  */
 import { Readable } from 'node:stream';
 import type { IStore, Packet } from 'mqtt';
-import { GroupCommit } from '../store/group-commit.js';
-import type { OutboxStore, SessionChange, SessionRecord } from '../store/store.js';
+import { GroupCommit } from '../shared/group-commit.js';
+import type { OutboxStore, SessionChange, SessionRecord } from '../ingest/store-port.js';
 
 type Callback = (error?: Error, packet?: Packet) => void;
 
@@ -71,7 +71,8 @@ export class SessionStore implements IStore {
   put(packet: Packet, cb: (error?: Error) => void): this {
     const messageId = (packet as { messageId?: number }).messageId as number;
     const previous = this.#byMessageId.get(messageId);
-    const entries = packet.cmd === 'publish' ? this.#index.take((packet as { payload: unknown }).payload) : previous?.entries;
+    const entries =
+      packet.cmd === 'publish' ? this.#index.take((packet as { payload: unknown }).payload) : previous?.entries;
     if (!entries) {
       cb(new Error(`no outbox entry known for ${packet.cmd} ${messageId}`));
       return this;
@@ -114,7 +115,9 @@ export class SessionStore implements IStore {
 
   /** Packets in the order they were first published (their first outbox entry's order). */
   createStream(): ReturnType<IStore['createStream']> {
-    const records = [...this.#byMessageId.values()].sort((a, b) => (a.entries[0]?.gseq ?? 0) - (b.entries[0]?.gseq ?? 0));
+    const records = [...this.#byMessageId.values()].sort(
+      (a, b) => (a.entries[0]?.gseq ?? 0) - (b.entries[0]?.gseq ?? 0),
+    );
     // MQTT.js types this as readable-stream's Readable; it only reads objects, waits for 'readable' and 'end', and
     // destroys it, which node's Readable does the same way.
     return Readable.from(records.map((r) => r.packet)) as unknown as ReturnType<IStore['createStream']>;

@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IStore, type MqttClient } from 'mqtt';
-import type { UpstreamConfig } from '../config.js';
-import type { Logger } from '../log.js';
+import type { UpstreamOptions } from './options.js';
+import type { Logger } from '../shared/log.js';
 import { Backoff } from './backoff.js';
 
 export interface UpstreamEvents {
@@ -24,7 +24,7 @@ export interface UpstreamLink extends EventEmitter<UpstreamEvents> {
 }
 
 export async function connectUpstream(
-  cfg: UpstreamConfig,
+  cfg: UpstreamOptions,
   clientId: string,
   outgoingStore: IStore,
   deps: { log: Logger; now(): number; random(): number },
@@ -76,7 +76,10 @@ export async function connectUpstream(
     }
     if (timer) return;
     const delay = backoff.next();
-    log.info({ url: cfg.url, error: lastError || undefined, backoffMs: delay }, `upstream down, next backoff will be ${delay} ms`);
+    log.info(
+      { url: cfg.url, error: lastError || undefined, backoffMs: delay },
+      `upstream down, next backoff will be ${delay} ms`,
+    );
     timer = setTimeout(() => {
       timer = undefined;
       reconnects++;

@@ -1,8 +1,9 @@
 /** HTTP API handlers: JSON over node:http. Each handler gets parsed inputs and returns a status and a body. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { Counters, DeviceRecord, TelemetryStore } from '../store/store.js';
-import { DEVICE_ID_RE } from '../broker/topics.js';
+import type { Counters, DeviceRecord } from '../domain/model.js';
+import type { TelemetryStore } from '../ingest/store-port.js';
+import { DEVICE_ID_RE } from '../domain/topics.js';
 
 export interface ApiDeps {
   store: TelemetryStore;
@@ -24,7 +25,8 @@ function intParam(params: URLSearchParams, name: string, min: number, max: numbe
   const raw = params.get(name);
   if (raw === null || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new BadRequest(`${name} must be an integer from ${min} to ${max}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new BadRequest(`${name} must be an integer from ${min} to ${max}`);
   return n;
 }
 
@@ -43,18 +45,9 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         send(res, reason === null ? 200 : 503, reason === null ? { status: 'ok' } : { status: 'unavailable', reason });
       },
     ],
-    [
-      /^\/metrics$/,
-      async (_m, _p, res) => send(res, 200, await deps.registry.metrics(), deps.registry.contentType),
-    ],
-    [
-      /^\/api\/v1\/stats$/,
-      async (_m, _p, res) => send(res, 200, byQos(deps.totals())),
-    ],
-    [
-      /^\/api\/v1\/forwarding$/,
-      async (_m, _p, res) => send(res, 200, await deps.forwarding()),
-    ],
+    [/^\/metrics$/, async (_m, _p, res) => send(res, 200, await deps.registry.metrics(), deps.registry.contentType)],
+    [/^\/api\/v1\/stats$/, async (_m, _p, res) => send(res, 200, byQos(deps.totals()))],
+    [/^\/api\/v1\/forwarding$/, async (_m, _p, res) => send(res, 200, await deps.forwarding())],
     [
       /^\/api\/v1\/devices$/,
       async (_m, _p, res) => {

@@ -2,8 +2,8 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { GatewayError } from '../domain/errors.js';
+import type { Logger } from '../shared/log.js';
 
 export interface HttpServer {
   readonly address: { host: string; port: number };
@@ -26,7 +26,9 @@ export async function startHttp(
     server.listen(port, host);
     await once(server, 'listening');
   } catch (err) {
-    throw new GatewayError('GW_LISTEN_FAILED', `HTTP cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+    throw new GatewayError('GW_LISTEN_FAILED', `HTTP cannot listen on ${host}:${port}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const bound = server.address() as AddressInfo;
   log.info({ host: bound.address, port: bound.port }, 'http listening');

@@ -5,7 +5,7 @@
  * Polled on a timer, never per message.
  */
 import { statfs } from 'node:fs/promises';
-import type { Logger } from '../log.js';
+import type { Logger } from '../shared/log.js';
 
 export interface DiskSpace {
   /** Bytes available to the gateway at the last check. */
@@ -15,7 +15,12 @@ export interface DiskSpace {
   close(): void;
 }
 
-export async function watchDiskSpace(dir: string, reserveBytes: number, intervalMs: number, log: Logger): Promise<DiskSpace> {
+export async function watchDiskSpace(
+  dir: string,
+  reserveBytes: number,
+  intervalMs: number,
+  log: Logger,
+): Promise<DiskSpace> {
   let freeBytes = Infinity;
   let full = false;
   const check = async () => {
@@ -29,7 +34,8 @@ export async function watchDiskSpace(dir: string, reserveBytes: number, interval
     const nowFull = freeBytes < reserveBytes;
     if (nowFull !== full) {
       full = nowFull;
-      if (full) log.error({ freeBytes, reserveBytes }, 'disk nearly full: QoS 1/2 readings are not acked until space returns');
+      if (full)
+        log.error({ freeBytes, reserveBytes }, 'disk nearly full: QoS 1/2 readings are not acked until space returns');
       else log.info({ freeBytes }, 'disk space back above the reserve: acking QoS 1/2 readings');
     }
   };

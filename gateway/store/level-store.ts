@@ -1,22 +1,27 @@
 /** TelemetryStore over LevelDB (classic-level): one atomic batch per commit, across sublevels. */
 import { ClassicLevel } from 'classic-level';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../domain/errors.js';
 import { deviceRange, readingKey, seqKey } from './keys.js';
 import { isDamage, repairStore, type RepairReport } from './repair.js';
-import { decodeDeadLetter, decodeDevice, decodeReadingValue, decodeValue, encodeDevice, encodeValue } from './records.js';
+import {
+  decodeDeadLetter,
+  decodeDevice,
+  decodeReadingValue,
+  decodeValue,
+  encodeDevice,
+  encodeValue,
+} from './records.js';
+import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
 import type {
   CommitEntry,
-  DeadLetter,
-  DeviceRecord,
   OutboxEntry,
   OutboxStore,
   ReadingPage,
   ReadingQuery,
   SessionChange,
   SessionRecord,
-  StoredReading,
   TelemetryStore,
-} from './store.js';
+} from '../ingest/store-port.js';
 
 export type Db = ClassicLevel<string, Uint8Array>;
 type Sub = ReturnType<Db['sublevel']> & { batch: unknown };
@@ -78,9 +83,13 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     } catch (err) {
       if (db.status === 'open') await db.close();
       if (!isDamage(err)) {
-        throw new GatewayError('GW_STORE_OPEN_FAILED', `cannot open the store at ${dataDir}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new GatewayError(
+          'GW_STORE_OPEN_FAILED',
+          `cannot open the store at ${dataDir}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       const reason = ((err as { cause?: Error }).cause ?? (err as Error)).message;
       try {
@@ -88,18 +97,25 @@ export class LevelStore implements TelemetryStore, OutboxStore {
         db = createDb(dataDir);
         await db.open();
       } catch (repairErr) {
-        throw new GatewayError('GW_STORE_OPEN_FAILED', `the store at ${dataDir} is damaged (${reason}) and repair failed`, {
-          cause: repairErr,
-        });
+        throw new GatewayError(
+          'GW_STORE_OPEN_FAILED',
+          `the store at ${dataDir} is damaged (${reason}) and repair failed`,
+          {
+            cause: repairErr,
+          },
+        );
       }
     }
     const store = new LevelStore(db);
     store.repaired = repaired;
     const version = await store.#meta.get('schema');
     if (version === undefined) {
-      await db.batch([{ type: 'put', sublevel: store.#meta as Sub, key: 'schema', value: encodeValue(SCHEMA_VERSION) }] as never, {
-        sync: true,
-      });
+      await db.batch(
+        [{ type: 'put', sublevel: store.#meta as Sub, key: 'schema', value: encodeValue(SCHEMA_VERSION) }] as never,
+        {
+          sync: true,
+        },
+      );
     } else if (decodeValue(version) !== SCHEMA_VERSION) {
       await db.close();
       throw new GatewayError('GW_STORE_OPEN_FAILED', `store at ${dataDir} has an unsupported schema version`);
@@ -211,7 +227,10 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   }
 
   async outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void> {
-    await this.#db.batch(entries.map((e) => ({ type: 'del', sublevel: this.#outbox as Sub, key: seqKey(e.gseq) })) as never, { sync: true });
+    await this.#db.batch(
+      entries.map((e) => ({ type: 'del', sublevel: this.#outbox as Sub, key: seqKey(e.gseq) })) as never,
+      { sync: true },
+    );
     this.#forgetOutbox(entries);
   }
 

@@ -4,8 +4,8 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
-import { windowBytes, windowFromBytes, type EpochState } from '../telemetry/dedup.js';
-import type { DeadLetter, DeviceRecord, StoredReading } from './store.js';
+import { windowBytes, windowFromBytes, type EpochState } from '../domain/dedup.js';
+import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
 
 const encoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
 const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
@@ -42,9 +42,7 @@ const deviceSchema = z.strictObject({
       candidate: z.strictObject({ boot: count, seq: count, count }).nullable().default(null),
     })
     .nullable(),
-  foreign: z
-    .strictObject({ nextSeq: count, recent: z.array(z.tuple([z.string(), z.number()])) })
-    .nullable(),
+  foreign: z.strictObject({ nextSeq: count, recent: z.array(z.tuple([z.string(), z.number()])) }).nullable(),
   lastSeen: z.number(),
   counters: z.tuple([counters, counters, counters]),
   bootResets: count.default(0),

@@ -12,7 +12,10 @@ import { createBrokerPersistence } from '../../gateway/broker/persistence.js';
 import { LevelStore } from '../../gateway/store/level-store.js';
 
 const require = createRequire(import.meta.url);
-const abstractPersistence = require('aedes-persistence/abstract.js') as (opts: { test: typeof test; persistence: () => Promise<unknown> }) => void;
+const abstractPersistence = require('aedes-persistence/abstract.js') as (opts: {
+  test: typeof test;
+  persistence: () => Promise<unknown>;
+}) => void;
 
 const opened: { store: LevelStore; dir: string }[] = [];
 after(async () => {

@@ -59,7 +59,9 @@ describe('device-sim against a real gateway', () => {
     expect(q0?.duplicatesStored).toBe(0);
     expect(q0?.lost).toBe((q0?.sent ?? 0) - (q0?.stored ?? 0));
     // The gateway's own count agrees with what verify found in its store.
-    const stats = (await getJson<Record<string, { stored: number }>>(`http://127.0.0.1:${gw.ready.http.port}/api/v1/stats`)).body;
+    const stats = (
+      await getJson<Record<string, { stored: number }>>(`http://127.0.0.1:${gw.ready.http.port}/api/v1/stats`)
+    ).body;
     expect(stats.qos0?.stored).toBe(q0?.stored);
     expect(report.gatewayDuplicates).toBeGreaterThanOrEqual(report.resent);
   });
@@ -89,9 +91,20 @@ describe('device-sim against a real gateway', () => {
     await db.close();
 
     const second = await startGatewayProcess(dataDir);
-    const cli = spawn(process.execPath, ['dist/device-sim/main.js', 'verify', '--ledger', ledgerDir, '--gateway', `http://127.0.0.1:${second.ready.http.port}`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const cli = spawn(
+      process.execPath,
+      [
+        'dist/device-sim/main.js',
+        'verify',
+        '--ledger',
+        ledgerDir,
+        '--gateway',
+        `http://127.0.0.1:${second.ready.http.port}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     onTestFinished(() => void cli.kill());
     let out = '';
     cli.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));

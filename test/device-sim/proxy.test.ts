@@ -38,7 +38,9 @@ describe('fault proxy', () => {
   it('parses fault specs and lists every problem', () => {
     expect(parseFaults('reset=0.1,latency=20')).toMatchObject({ reset: 0.1, latency: 20, stall: 0 });
     expect(parseFaults('none')).toEqual(NO_FAULTS);
-    expect(() => parseFaults('reset=2,bogus=1,latency=-1')).toThrow(/reset is a probability.*unknown fault "bogus".*latency must be/);
+    expect(() => parseFaults('reset=2,bogus=1,latency=-1')).toThrow(
+      /reset is a probability.*unknown fault "bogus".*latency must be/,
+    );
   });
 
   it('forwards bytes both ways when calm', async () => {

@@ -1,6 +1,6 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { onTestFinished } from 'vitest';
-import { encodeReading, type Encoding, type Reading } from '../../gateway/telemetry/wire.js';
+import { encodeReading, type Encoding, type Reading } from '../../gateway/domain/wire.js';
 
 /** A real MQTT.js client, connected; ended (forced) when the test finishes. */
 export async function connectDevice(url: string, clientId: string, opts: IClientOptions = {}): Promise<MqttClient> {

@@ -1,6 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { onTestFinished } from 'vitest';
-import { freePort, mosquittoProcess, type MosquittoProcess } from './mosquitto-process.js';
+import { freePort, mosquittoProcess, type MosquittoProcess } from '../../launch/mosquitto-process.js';
 import { tempDir } from './temp-dir.js';
 
 export { freePort };
@@ -21,7 +21,10 @@ export interface Received {
 }
 
 /** A subscriber on the upstream broker (persistent session, QoS 2), collecting everything the gateway forwards. */
-export async function subscribeUpstream(url: string, filter = 'sensorgate/#'): Promise<{ client: MqttClient; received: Received[] }> {
+export async function subscribeUpstream(
+  url: string,
+  filter = 'sensorgate/#',
+): Promise<{ client: MqttClient; received: Received[] }> {
   const client = mqtt.connect(url, {
     clientId: `cloud-${Math.random().toString(36).slice(2)}`,
     clean: false,

@@ -1,6 +1,6 @@
 import type { Packet } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import type { StoredReading } from '../../gateway/store/store.js';
+import type { StoredReading } from '../../gateway/domain/model.js';
 import { controlledDb, type ControlledDb } from '../helpers/controlled-db.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson, startTestGateway } from '../helpers/gateway.js';
@@ -24,27 +24,30 @@ describe('the ack waits for the durable write', () => {
   it.each([
     [1, 'puback'],
     [2, 'pubrec'],
-  ] as const)('QoS %i: no %s while the batch is being written, and the reading is on disk when it comes', async (qos, ackCmd) => {
-    const { gw, ctl } = await gatewayWithControlledDb();
-    const dev = await connectDevice(gw.mqttUrl, 'slow');
-    const probe = await connectDevice(gw.mqttUrl, 'probe');
-    const acks: string[] = [];
-    dev.on('packetreceive', (p: Packet) => acks.push(p.cmd));
+  ] as const)(
+    'QoS %i: no %s while the batch is being written, and the reading is on disk when it comes',
+    async (qos, ackCmd) => {
+      const { gw, ctl } = await gatewayWithControlledDb();
+      const dev = await connectDevice(gw.mqttUrl, 'slow');
+      const probe = await connectDevice(gw.mqttUrl, 'probe');
+      const acks: string[] = [];
+      dev.on('packetreceive', (p: Packet) => acks.push(p.cmd));
 
-    const release = ctl.hold();
-    const reachedDb = ctl.nextBatch();
-    const published = dev.publishAsync(telemetryTopic('slow'), payload(reading(1, 0)), { qos });
-    await reachedDb;
-    // A full round trip through the broker on another connection: an ack sent before the write would be here by now.
-    await probe.publishAsync('probe/ping', 'x', { qos: 1 });
-    expect(acks).not.toContain(ackCmd);
-    expect(await stored(gw.httpUrl, 'slow')).toEqual([]);
+      const release = ctl.hold();
+      const reachedDb = ctl.nextBatch();
+      const published = dev.publishAsync(telemetryTopic('slow'), payload(reading(1, 0)), { qos });
+      await reachedDb;
+      // A full round trip through the broker on another connection: an ack sent before the write would be here by now.
+      await probe.publishAsync('probe/ping', 'x', { qos: 1 });
+      expect(acks).not.toContain(ackCmd);
+      expect(await stored(gw.httpUrl, 'slow')).toEqual([]);
 
-    release();
-    await published;
-    expect(acks).toContain(ackCmd);
-    expect((await stored(gw.httpUrl, 'slow')).map((r) => r.seq)).toEqual([0]);
-  });
+      release();
+      await published;
+      expect(acks).toContain(ackCmd);
+      expect((await stored(gw.httpUrl, 'slow')).map((r) => r.seq)).toEqual([0]);
+    },
+  );
 
   it('a failed write is never acked: the device is disconnected, retries, and the reading is stored exactly once', async () => {
     const { gw, ctl } = await gatewayWithControlledDb();
@@ -62,9 +65,17 @@ describe('the ack waits for the durable write', () => {
     expect(closes).toBeGreaterThanOrEqual(1);
     expect(acks).toHaveLength(1);
     expect((await stored(gw.httpUrl, 'flaky')).map((r) => `${r.boot}:${r.seq}`)).toEqual(['1:0']);
-    const devices = (await getJson<{ devices: { id: string; counters: Record<string, Record<string, number>> }[] }>(`${gw.httpUrl}/api/v1/devices`)).body.devices;
+    const devices = (
+      await getJson<{ devices: { id: string; counters: Record<string, Record<string, number>> }[] }>(
+        `${gw.httpUrl}/api/v1/devices`,
+      )
+    ).body.devices;
     // The failed attempt left no trace in the durable counters; the retry counts once.
-    expect(devices.find((d) => d.id === 'flaky')?.counters.qos1).toMatchObject({ received: 1, stored: 1, duplicate: 0 });
+    expect(devices.find((d) => d.id === 'flaky')?.counters.qos1).toMatchObject({
+      received: 1,
+      stored: 1,
+      duplicate: 0,
+    });
     expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
   });
 

@@ -24,9 +24,13 @@ async function free(dir: string): Promise<number> {
 describe('disk full', () => {
   it('stops acking QoS 1/2 when free space drops below the reserve, loses nothing, and resumes when space returns', async () => {
     const fs = await smallFilesystem();
-    const gw = await startTestGateway({ dataDir: join(fs, 'data'), config: { store: { minFreeBytes: 4 * MB, diskCheckMs: 20 } } });
+    const gw = await startTestGateway({
+      dataDir: join(fs, 'data'),
+      config: { store: { minFreeBytes: 4 * MB, diskCheckMs: 20 } },
+    });
     const dev = await connectDevice(gw.mqttUrl, 'disk', { reconnectPeriod: 50 });
-    const stored = async () => (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/disk/readings`)).body.readings.length;
+    const stored = async () =>
+      (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/disk/readings`)).body.readings.length;
     await dev.publishAsync(telemetryTopic('disk'), payload(reading(1, 0)), { qos: 1 });
 
     // Fill the filesystem to 1 MiB below the reserve.
@@ -37,7 +41,9 @@ describe('disk full', () => {
 
     let acked = false;
     const closed = new Promise<void>((resolve) => dev.once('close', () => resolve()));
-    const pending = dev.publishAsync(telemetryTopic('disk'), payload(reading(1, 1)), { qos: 1 }).then(() => (acked = true));
+    const pending = dev
+      .publishAsync(telemetryTopic('disk'), payload(reading(1, 1)), { qos: 1 })
+      .then(() => (acked = true));
     await closed;
     expect(acked).toBe(false);
     expect(await stored()).toBe(1);

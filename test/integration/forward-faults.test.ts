@@ -40,7 +40,11 @@ describe('forwarding against an upstream that misbehaves (a second Aedes)', () =
     const gw = await startTestGateway({ config: upstreamConfig(upstream.url) });
     const dev = await connectDevice(gw.mqttUrl, 'q2');
     const n = 150;
-    await Promise.all(Array.from({ length: n }, (_, seq) => dev.publishAsync(telemetryTopic('q2'), payload(reading(1, seq)), { qos: 2 })));
+    await Promise.all(
+      Array.from({ length: n }, (_, seq) =>
+        dev.publishAsync(telemetryTopic('q2'), payload(reading(1, seq)), { qos: 2 }),
+      ),
+    );
 
     await expect.poll(() => backlogReadings(gw.httpUrl), { timeout: 20_000 }).toBe(0);
     expect(counts.size).toBe(n);
@@ -76,7 +80,11 @@ describe('forwarding against an upstream that misbehaves (a second Aedes)', () =
     const gw = await startTestGateway({ config: upstreamConfig(upstream.url) });
     const dev = await connectDevice(gw.mqttUrl, 'q1');
     const n = 100;
-    await Promise.all(Array.from({ length: n }, (_, seq) => dev.publishAsync(telemetryTopic('q1'), payload(reading(1, seq)), { qos: 1 })));
+    await Promise.all(
+      Array.from({ length: n }, (_, seq) =>
+        dev.publishAsync(telemetryTopic('q1'), payload(reading(1, seq)), { qos: 1 }),
+      ),
+    );
     await expect.poll(() => backlogReadings(gw.httpUrl), { timeout: 20_000 }).toBe(0);
     expect(rounds).toBe(3);
     expect(withheld).toBeGreaterThanOrEqual(3);

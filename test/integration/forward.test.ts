@@ -36,8 +36,12 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     const b = await connectDevice(gw.mqttUrl, 'fb');
     const n = 200;
     await Promise.all([
-      ...Array.from({ length: n }, (_, seq) => a.publishAsync(telemetryTopic('fa'), payload(reading(1, seq)), { qos: 1 })),
-      ...Array.from({ length: n }, (_, seq) => b.publishAsync(telemetryTopic('fb'), payload(reading(4, seq), 'json'), { qos: 2 })),
+      ...Array.from({ length: n }, (_, seq) =>
+        a.publishAsync(telemetryTopic('fa'), payload(reading(1, seq)), { qos: 1 }),
+      ),
+      ...Array.from({ length: n }, (_, seq) =>
+        b.publishAsync(telemetryTopic('fb'), payload(reading(4, seq), 'json'), { qos: 2 }),
+      ),
     ]);
     await a.publishAsync(telemetryTopic('fa'), payload(reading(1, n)), { qos: 0 });
     await expect.poll(() => cloud.received.length, { timeout: 15_000 }).toBe(2 * n + 1);
@@ -51,7 +55,17 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     const sent = reading(4, 7);
     expect(first?.topic).toBe('sensorgate/gw-test/fb/telemetry');
     expect(first?.qos).toBe(2);
-    expect(first?.body).toEqual({ deviceId: 'fb', boot: 4, seq: 7, ts: sent.ts, m: sent.m, rx: expect.any(Number), qos: 2, gw: 'gw-test', mid: 'fb:4:7' });
+    expect(first?.body).toEqual({
+      deviceId: 'fb',
+      boot: 4,
+      seq: 7,
+      ts: sent.ts,
+      m: sent.m,
+      rx: expect.any(Number),
+      qos: 2,
+      gw: 'gw-test',
+      mid: 'fb:4:7',
+    });
 
     await expect.poll(async () => (await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
     const status = await forwarding(gw.httpUrl);
@@ -69,7 +83,11 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     await expect.poll(async () => (await forwarding(gw.httpUrl)).connected).toBe(false);
     const dev = await connectDevice(gw.mqttUrl, 'out');
     const backlog = 400;
-    await Promise.all(Array.from({ length: backlog }, (_, seq) => dev.publishAsync(telemetryTopic('out'), payload(reading(1, seq)), { qos: 1 })));
+    await Promise.all(
+      Array.from({ length: backlog }, (_, seq) =>
+        dev.publishAsync(telemetryTopic('out'), payload(reading(1, seq)), { qos: 1 }),
+      ),
+    );
     const during = await forwarding(gw.httpUrl);
     expect(during.backlog.readings).toBe(backlog);
     expect(during.backlog.bytes).toBeGreaterThan(0);
@@ -79,7 +97,8 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     await broker.start();
     await expect.poll(async () => (await forwarding(gw.httpUrl)).connected, { timeout: 10_000 }).toBe(true);
     const live = await connectDevice(gw.mqttUrl, 'live');
-    for (let seq = 0; seq < 10; seq++) await live.publishAsync(telemetryTopic('live'), payload(reading(1, seq)), { qos: 1 });
+    for (let seq = 0; seq < 10; seq++)
+      await live.publishAsync(telemetryTopic('live'), payload(reading(1, seq)), { qos: 1 });
 
     await expect.poll(() => cloud.received.length, { timeout: 20_000 }).toBe(backlog + 10);
     expect(seqsOf(cloud.received, 'out')).toEqual(Array.from({ length: backlog }, (_, i) => i));
@@ -113,7 +132,8 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     expect(health.status).toBe(503);
     expect(health.body.reason).toMatch(/backlog budget/);
     expect((await getJson<string>(`${gw.httpUrl}/metrics`)).body).toMatch(/sensorgate_backlog_full 1/);
-    const stored = async () => (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/full/readings`)).body.readings.length;
+    const stored = async () =>
+      (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/full/readings`)).body.readings.length;
     expect(await stored()).toBe(acked);
 
     await startMosquitto({ port });
@@ -131,14 +151,24 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     cloud.client.on('message', (_t, _p, packet) => props.push(packet.properties?.userProperties ?? {}));
     const port = broker.port;
     await broker.stop();
-    const gw = await startTestGateway({ config: upstreamConfig(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, batchSize: 5 }) });
+    const gw = await startTestGateway({
+      config: upstreamConfig(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, batchSize: 5 }),
+    });
     const dev = await connectDevice(gw.mqttUrl, 'v5');
-    await Promise.all(Array.from({ length: 12 }, (_, seq) => dev.publishAsync(telemetryTopic('v5'), payload(reading(1, seq)), { qos: 1 })));
+    await Promise.all(
+      Array.from({ length: 12 }, (_, seq) =>
+        dev.publishAsync(telemetryTopic('v5'), payload(reading(1, seq)), { qos: 1 }),
+      ),
+    );
     await broker.start();
     await expect.poll(() => cloud.received.length, { timeout: 10_000 }).toBe(12);
     expect(seqsOf(cloud.received, 'v5')).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(cloud.received.every((r) => r.body.hist === true)).toBe(true);
     // 12 backlog readings of one device in batches of 5: three messages.
-    expect(props).toEqual([{ mid: 'v5:1:0,v5:1:1,v5:1:2,v5:1:3,v5:1:4' }, { mid: 'v5:1:5,v5:1:6,v5:1:7,v5:1:8,v5:1:9' }, { mid: 'v5:1:10,v5:1:11' }]);
+    expect(props).toEqual([
+      { mid: 'v5:1:0,v5:1:1,v5:1:2,v5:1:3,v5:1:4' },
+      { mid: 'v5:1:5,v5:1:6,v5:1:7,v5:1:8,v5:1:9' },
+      { mid: 'v5:1:10,v5:1:11' },
+    ]);
   });
 });

@@ -2,12 +2,18 @@ import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import type { Packet } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import type { StoredReading } from '../../gateway/store/store.js';
+import type { StoredReading } from '../../gateway/domain/model.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson, startTestGateway } from '../helpers/gateway.js';
 
 type Readings = { readings: StoredReading[]; next: string | null };
-type DeviceView = { id: string; boot: number; highSeq: number; lastSeen: number; counters: Record<string, Record<string, number>> };
+type DeviceView = {
+  id: string;
+  boot: number;
+  highSeq: number;
+  lastSeen: number;
+  counters: Record<string, Record<string, number>>;
+};
 
 async function readingsOf(httpUrl: string, deviceId: string, query = ''): Promise<StoredReading[]> {
   const { status, body } = await getJson<Readings>(`${httpUrl}/api/v1/devices/${deviceId}/readings${query}`);
@@ -56,11 +62,18 @@ describe('ingest over real MQTT into LevelDB', () => {
     dev.on('packetreceive', (p: Packet) => {
       if (p.cmd === 'puback') ackedIds.push(p.messageId as number);
     });
-    const pubs = Array.from({ length: 300 }, (_, seq) => dev.publishAsync(telemetryTopic('pipe'), payload(reading(1, seq)), { qos: 1 }));
+    const pubs = Array.from({ length: 300 }, (_, seq) =>
+      dev.publishAsync(telemetryTopic('pipe'), payload(reading(1, seq)), { qos: 1 }),
+    );
     await Promise.all(pubs);
     expect(ackedIds).toHaveLength(300);
     expect(ackedIds).toEqual(sentIds);
-    expect((await device(gw.httpUrl, 'pipe'))?.counters.qos1).toMatchObject({ received: 300, stored: 300, duplicate: 0, missing: 0 });
+    expect((await device(gw.httpUrl, 'pipe'))?.counters.qos1).toMatchObject({
+      received: 300,
+      stored: 300,
+      duplicate: 0,
+      missing: 0,
+    });
   });
 
   it('counts duplicates, out-of-order, stale, reboots and late retries exactly and stores one copy each', async () => {
@@ -86,7 +99,16 @@ describe('ingest over real MQTT into LevelDB', () => {
 
     const d = await device(gw.httpUrl, 'dd');
     expect(d).toMatchObject({ boot: 2, highSeq: 0 });
-    expect(d?.counters.qos1).toEqual({ received: 14, stored: 8, duplicate: 4, stale: 2, missing: 14, late: 2, rejected: 0, gatewayTime: 0 });
+    expect(d?.counters.qos1).toEqual({
+      received: 14,
+      stored: 8,
+      duplicate: 4,
+      stale: 2,
+      missing: 14,
+      late: 2,
+      rejected: 0,
+      gatewayTime: 0,
+    });
     const keys = (await readingsOf(gw.httpUrl, 'dd')).map((r) => `${r.boot}:${r.seq}`).sort();
     expect(keys).toEqual(['1:0', '1:1', '1:19', '1:2', '1:20', '1:3', '1:5', '2:0']);
   });
@@ -94,7 +116,8 @@ describe('ingest over real MQTT into LevelDB', () => {
   it('keeps dedup state and counters across a restart on the same data dir', async () => {
     const first = await startTestGateway();
     const dev = await connectDevice(first.mqttUrl, 'rs');
-    for (let seq = 0; seq < 5; seq++) await dev.publishAsync(telemetryTopic('rs'), payload(reading(1, seq)), { qos: 2 });
+    for (let seq = 0; seq < 5; seq++)
+      await dev.publishAsync(telemetryTopic('rs'), payload(reading(1, seq)), { qos: 2 });
     await dev.endAsync();
     await first.close();
 
@@ -109,7 +132,11 @@ describe('ingest over real MQTT into LevelDB', () => {
   it('pages through readings with an opaque cursor and filters by device time', async () => {
     const gw = await startTestGateway();
     const dev = await connectDevice(gw.mqttUrl, 'pg');
-    await Promise.all(Array.from({ length: 25 }, (_, seq) => dev.publishAsync(telemetryTopic('pg'), payload(reading(1, seq)), { qos: 1 })));
+    await Promise.all(
+      Array.from({ length: 25 }, (_, seq) =>
+        dev.publishAsync(telemetryTopic('pg'), payload(reading(1, seq)), { qos: 1 }),
+      ),
+    );
     const seen: number[] = [];
     let cursor: string | null = null;
     let pages = 0;
@@ -132,7 +159,8 @@ describe('ingest over real MQTT into LevelDB', () => {
   it('stores foreign readings with a gateway sequence and drops equal content within the window', async () => {
     const gw = await startTestGateway({ config: { ingest: { foreign: [{ topic: 'tele/{deviceId}/SENSOR' }] } } });
     const dev = await connectDevice(gw.mqttUrl, 'tasmota');
-    const body = (t: number) => JSON.stringify({ Time: '2024-01-01T00:00:00', AM2301: { Temperature: t, Humidity: 40 } });
+    const body = (t: number) =>
+      JSON.stringify({ Time: '2024-01-01T00:00:00', AM2301: { Temperature: t, Humidity: 40 } });
     await dev.publishAsync('tele/tasmota_1/SENSOR', body(21), { qos: 1 });
     await dev.publishAsync('tele/tasmota_1/SENSOR', body(21), { qos: 1 });
     await dev.publishAsync('tele/tasmota_1/SENSOR', body(22), { qos: 1 });
@@ -141,7 +169,11 @@ describe('ingest over real MQTT into LevelDB', () => {
       [0, 21, true],
       [1, 22, true],
     ]);
-    expect((await device(gw.httpUrl, 'tasmota_1'))?.counters.qos1).toMatchObject({ received: 3, stored: 2, duplicate: 1 });
+    expect((await device(gw.httpUrl, 'tasmota_1'))?.counters.qos1).toMatchObject({
+      received: 3,
+      stored: 2,
+      duplicate: 1,
+    });
   });
 
   it('keeps every kind of malformed payload in the dead letters with its reason, acks it, and goes on serving', async () => {
@@ -168,9 +200,9 @@ describe('ingest over real MQTT into LevelDB', () => {
     await good.publishAsync(telemetryTopic('good'), payload(reading(1, 0)), { qos: 1 });
     expect(await readingsOf(gw.httpUrl, 'good')).toHaveLength(1);
 
-    const { body } = await getJson<{ deadLetters: { topic: string; code: string; reason: string; payload: string; deviceId: string | null }[] }>(
-      `${gw.httpUrl}/api/v1/deadletter?limit=50`,
-    );
+    const { body } = await getJson<{
+      deadLetters: { topic: string; code: string; reason: string; payload: string; deviceId: string | null }[];
+    }>(`${gw.httpUrl}/api/v1/deadletter?limit=50`);
     const letters = [...body.deadLetters].reverse();
     expect(letters.map((l) => [l.topic, l.code])).toEqual(cases.map(([t, , c]) => [t, c]));
     letters.forEach((l, i) => {

@@ -1,6 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Qos } from '../../gateway/store/store.js';
+import type { Qos } from '../../gateway/domain/model.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -10,7 +10,9 @@ const DEVICES = ['ws-a', 'ws-b', 'ws-c', 'ws-d'];
 /** Every reading a subscriber got, as `device:seq`, in arrival order (duplicates kept, so that they show). */
 function collect(client: MqttClient): string[] {
   const got: string[] = [];
-  client.on('message', (topic, body) => got.push(`${topic.split('/')[1]}:${(JSON.parse(body.toString()) as { seq: number }).seq}`));
+  client.on('message', (topic, body) =>
+    got.push(`${topic.split('/')[1]}:${(JSON.parse(body.toString()) as { seq: number }).seq}`),
+  );
   return got;
 }
 
@@ -25,7 +27,11 @@ async function pipeline(url: string, first: number, count: number, levels: reado
       const dev = await connectDevice(url, id);
       const acks: Promise<unknown>[] = [];
       for (let seq = first; seq < first + count; seq++) {
-        acks.push(dev.publishAsync(telemetryTopic(id), payload(reading(1, seq), 'json'), { qos: levels[seq % levels.length] as Qos }));
+        acks.push(
+          dev.publishAsync(telemetryTopic(id), payload(reading(1, seq), 'json'), {
+            qos: levels[seq % levels.length] as Qos,
+          }),
+        );
         sent.push(`${id}:${seq}`);
       }
       await Promise.all(acks);

@@ -2,14 +2,22 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import type { DeadLetter, StoredReading } from '../../gateway/store/store.js';
+import type { DeadLetter, StoredReading } from '../../gateway/domain/model.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson, startTestGateway } from '../helpers/gateway.js';
 
-type DeviceView = { id: string; boot: number; highSeq: number; bootResets: number; counters: Record<string, Record<string, number>> };
+type DeviceView = {
+  id: string;
+  boot: number;
+  highSeq: number;
+  bootResets: number;
+  counters: Record<string, Record<string, number>>;
+};
 
 async function readingsOf(httpUrl: string, deviceId: string): Promise<StoredReading[]> {
-  const { status, body } = await getJson<{ readings: StoredReading[] }>(`${httpUrl}/api/v1/devices/${deviceId}/readings`);
+  const { status, body } = await getJson<{ readings: StoredReading[] }>(
+    `${httpUrl}/api/v1/devices/${deviceId}/readings`,
+  );
   expect(status).toBe(200);
   return body.readings;
 }
@@ -30,10 +38,15 @@ describe('readings real devices send', () => {
   it('is not silenced by one reading with the highest boot and seq', async () => {
     const gw = await startTestGateway();
     const dev = await connectDevice(gw.mqttUrl, 'ws-p');
-    const send = (boot: number, seq: number) => dev.publishAsync(telemetryTopic('ws-p'), payload(reading(boot, seq), 'json'), { qos: 1 });
+    const send = (boot: number, seq: number) =>
+      dev.publishAsync(telemetryTopic('ws-p'), payload(reading(boot, seq), 'json'), { qos: 1 });
     await send(4, 0);
     await send(4, 1);
-    await dev.publishAsync(telemetryTopic('ws-p'), JSON.stringify({ ...reading(4, 2), boot: 4294967295, seq: 9007199254740991 }), { qos: 1 });
+    await dev.publishAsync(
+      telemetryTopic('ws-p'),
+      JSON.stringify({ ...reading(4, 2), boot: 4294967295, seq: 9007199254740991 }),
+      { qos: 1 },
+    );
     await send(4, 2);
     await send(4, 3);
     expect(keys(await readingsOf(gw.httpUrl, 'ws-p'))).toEqual(['4:0', '4:1', '4:2', '4:3']);
@@ -64,13 +77,16 @@ describe('readings real devices send', () => {
   it('starts over a device without a clock after three readings of its new boot, keeping the first two', async () => {
     const gw = await startTestGateway();
     const dev = await connectDevice(gw.mqttUrl, 'ws-c');
-    const send = (boot: number, seq: number) => dev.publishAsync(telemetryTopic('ws-c'), payload({ ...reading(boot, seq), ts: 0 }, 'json'), { qos: 1 });
+    const send = (boot: number, seq: number) =>
+      dev.publishAsync(telemetryTopic('ws-c'), payload({ ...reading(boot, seq), ts: 0 }, 'json'), { qos: 1 });
     for (let seq = 0; seq < 5; seq++) await send(9, seq);
     for (let seq = 0; seq < 4; seq++) await send(2, seq);
     expect(keys(await readingsOf(gw.httpUrl, 'ws-c'))).toEqual(['2:2', '2:3', '9:0', '9:1', '9:2', '9:3', '9:4']);
     const letters = await deadLetters(gw.httpUrl);
     expect(letters.map((l) => l.code)).toEqual(['GW_STALE', 'GW_STALE']);
-    expect(letters.map((l) => JSON.parse(Buffer.from(l.payload as unknown as string, 'base64').toString()).seq)).toEqual([1, 0]);
+    expect(
+      letters.map((l) => JSON.parse(Buffer.from(l.payload as unknown as string, 'base64').toString()).seq),
+    ).toEqual([1, 0]);
     expect(await device(gw.httpUrl, 'ws-c')).toMatchObject({ boot: 2, highSeq: 3, bootResets: 1 });
   });
 
@@ -79,10 +95,14 @@ describe('readings real devices send', () => {
     const dev = await connectDevice(gw.mqttUrl, 'ws-t');
     const before = Date.now();
     await dev.publishAsync(telemetryTopic('ws-t'), payload({ ...reading(1, 0), ts: 0 }), { qos: 1 });
-    await dev.publishAsync(telemetryTopic('ws-t'), payload({ ...reading(1, 1), ts: Date.now() + 10 * 86_400_000 }), { qos: 1 });
+    await dev.publishAsync(telemetryTopic('ws-t'), payload({ ...reading(1, 1), ts: Date.now() + 10 * 86_400_000 }), {
+      qos: 1,
+    });
     const deviceTs = Date.now();
     await dev.publishAsync(telemetryTopic('ws-t'), payload({ ...reading(1, 2), ts: deviceTs }), { qos: 1 });
-    const { body } = await getJson<{ readings: StoredReading[] }>(`${gw.httpUrl}/api/v1/devices/ws-t/readings?from=${before}`);
+    const { body } = await getJson<{ readings: StoredReading[] }>(
+      `${gw.httpUrl}/api/v1/devices/ws-t/readings?from=${before}`,
+    );
     const bySeq = new Map(body.readings.map((r) => [r.seq, r]));
     expect(bySeq.size).toBe(3);
     for (const seq of [0, 1]) {
@@ -103,7 +123,9 @@ describe('readings real devices send', () => {
 
   it('stores a foreign sensor that reports the same value twice, unless the payload carries its own time', async () => {
     const gw = await startTestGateway({
-      config: { ingest: { foreign: [{ topic: 'shellies/{deviceId}/temperature' }, { topic: 'tele/{deviceId}/SENSOR' }] } },
+      config: {
+        ingest: { foreign: [{ topic: 'shellies/{deviceId}/temperature' }, { topic: 'tele/{deviceId}/SENSOR' }] },
+      },
     });
     const dev = await connectDevice(gw.mqttUrl, 'foreign');
     await dev.publishAsync('shellies/sh-1/temperature', '21.5', { qos: 1 });
@@ -144,7 +166,22 @@ describe('readings real devices send', () => {
     const { stdout } = await run('/usr/bin/python3', ['-c', script], { encoding: 'buffer' });
     const { writeFile } = await import('node:fs/promises');
     await writeFile(file, stdout);
-    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-i', 'py-device', '-t', 'sensors/py-1/telemetry', '-f', file]);
-    expect(await readingsOf(gw.httpUrl, 'py-1')).toMatchObject([{ boot: 3, seq: 42, ts: 1732600000000, qos: 1, m: { temp_c: 21.5, rh_pct: 48 } }]);
+    await run('mosquitto_pub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      port,
+      '-q',
+      '1',
+      '-i',
+      'py-device',
+      '-t',
+      'sensors/py-1/telemetry',
+      '-f',
+      file,
+    ]);
+    expect(await readingsOf(gw.httpUrl, 'py-1')).toMatchObject([
+      { boot: 3, seq: 42, ts: 1732600000000, qos: 1, m: { temp_c: 21.5, rh_pct: 48 } },
+    ]);
   });
 });

@@ -4,7 +4,15 @@ import { describe, expect, it } from 'vitest';
 
 describe('bench smoke run', () => {
   it('ingest-path prints one row per stage with a rate and a CPU cost', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/ingest-path.js', '--readings', '3000', '--devices', '5', '--burst', '10']);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      'dist/bench/ingest-path.js',
+      '--readings',
+      '3000',
+      '--devices',
+      '5',
+      '--burst',
+      '10',
+    ]);
     const rows = stdout
       .split('\n')
       .filter((l) => l.startsWith('| ') && !l.startsWith('| stage'))

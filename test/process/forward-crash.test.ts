@@ -28,7 +28,16 @@ async function mosquittoCloud(): Promise<{ url: string; cloud: Cloud }> {
     if (last) mids.push(last.body.mid as string);
     for (const l of listeners) l();
   });
-  return { url: broker.url, cloud: { mids, onMessage: (l) => (listeners.add(l), () => listeners.delete(l)) } };
+  return {
+    url: broker.url,
+    cloud: {
+      mids,
+      onMessage: (l) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    },
+  };
 }
 
 /** Aedes routes a QoS 2 message on PUBLISH, before PUBREC, so a resent PUBLISH it does not recognise shows up twice. */
@@ -41,97 +50,114 @@ async function aedesCloud(): Promise<{ url: string; cloud: Cloud }> {
     mids.push((JSON.parse(packet.payload.toString()) as { mid: string }).mid);
     for (const l of listeners) l();
   });
-  return { url: upstream.url, cloud: { mids, onMessage: (l) => (listeners.add(l), () => listeners.delete(l)) } };
+  return {
+    url: upstream.url,
+    cloud: {
+      mids,
+      onMessage: (l) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    },
+  };
 }
 
 describe('forwarding across crashes', () => {
   it.each([
     ['Mosquitto', mosquittoCloud],
     ['Aedes', aedesCloud],
-  ] as const)('after repeated SIGKILLs mid-forward to %s, upstream has every acked QoS 1 reading at least once and every QoS 2 reading exactly once', async (_name, startCloud) => {
-    const { url: upstreamUrl, cloud } = await startCloud();
-    const dir = await tempDir();
-    const config = join(dir, 'gateway.yaml');
-    await writeFile(
-      config,
-      `gatewayId: crash\nupstream:\n  enabled: true\n  url: ${upstreamUrl}\n  backoff: { baseMs: 20, capMs: 100, stableMs: 1000 }\n`,
-    );
-    const dataDir = join(dir, 'data');
-    const rng = createRng('crash-test');
-    const acked = { 1: new Set<string>(), 2: new Set<string>() };
-    let kills = 0;
-
-    for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const gw = await startGatewayProcess(dataDir, ["--config", config]);
-      const url = `mqtt://127.0.0.1:${gw.ready.mqtt.port}`;
-      const devices = { 1: await connectDevice(url, 'crash-q1'), 2: await connectDevice(url, 'crash-q2') };
-      const killAt = cloud.mids.length + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
-      let killedThisCycle = false;
-      const kill = () => {
-        if (killedThisCycle) return;
-        killedThisCycle = true;
-        gw.child.kill('SIGKILL');
-        kills++;
-      };
-      const killed = new Promise<void>((resolve) => {
-        const stop = cloud.onMessage(() => {
-          if (cloud.mids.length >= killAt) {
-            stop();
-            kill();
-            resolve();
-          }
-        });
-        void gw.exited.then(() => {
-          stop();
-          resolve();
-        });
-      });
-      const sends = ([1, 2] as const).flatMap((qos) =>
-        Array.from({ length: PER_CYCLE }, (_, i) => {
-          const seq = cycle * PER_CYCLE + i;
-          const id = qos === 1 ? 'crash-q1' : 'crash-q2';
-          return devices[qos]
-            .publishAsync(telemetryTopic(id), payload(reading(1, seq)), { qos })
-            .then(() => acked[qos].add(`${id}:1:${seq}`))
-            .catch(() => undefined);
-        }),
+  ] as const)(
+    'after repeated SIGKILLs mid-forward to %s, upstream has every acked QoS 1 reading at least once and every QoS 2 reading exactly once',
+    async (_name, startCloud) => {
+      const { url: upstreamUrl, cloud } = await startCloud();
+      const dir = await tempDir();
+      const config = join(dir, 'gateway.yaml');
+      await writeFile(
+        config,
+        `gatewayId: crash\nupstream:\n  enabled: true\n  url: ${upstreamUrl}\n  backoff: { baseMs: 20, capMs: 100, stableMs: 1000 }\n`,
       );
-      // Kill mid-forward; if forwarding of this cycle finished first, kill anyway.
-      await Promise.race([killed, Promise.all(sends).then(() => undefined)]);
-      kill();
-      await gw.exited;
-      await Promise.all([devices[1].endAsync(true), devices[2].endAsync(true)]);
-      await Promise.all(sends);
-    }
+      const dataDir = join(dir, 'data');
+      const rng = createRng('crash-test');
+      const acked = { 1: new Set<string>(), 2: new Set<string>() };
+      let kills = 0;
 
-    const final = await startGatewayProcess(dataDir, ['--config', config]);
-    const http = `http://127.0.0.1:${final.ready.http.port}`;
-    await expect
-      .poll(async () => (await getJson<{ backlog: { readings: number }; inFlight: number }>(`${http}/api/v1/forwarding`)).body.backlog.readings, {
-        timeout: 30_000,
-      })
-      .toBe(0);
-    const ackedCount = acked[1].size + acked[2].size;
-    expect(ackedCount).toBeGreaterThan(CYCLES * PER_CYCLE);
-    expect(kills).toBe(CYCLES);
+      for (let cycle = 0; cycle < CYCLES; cycle++) {
+        const gw = await startGatewayProcess(dataDir, ['--config', config]);
+        const url = `mqtt://127.0.0.1:${gw.ready.mqtt.port}`;
+        const devices = { 1: await connectDevice(url, 'crash-q1'), 2: await connectDevice(url, 'crash-q2') };
+        const killAt = cloud.mids.length + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
+        let killedThisCycle = false;
+        const kill = () => {
+          if (killedThisCycle) return;
+          killedThisCycle = true;
+          gw.child.kill('SIGKILL');
+          kills++;
+        };
+        const killed = new Promise<void>((resolve) => {
+          const stop = cloud.onMessage(() => {
+            if (cloud.mids.length >= killAt) {
+              stop();
+              kill();
+              resolve();
+            }
+          });
+          void gw.exited.then(() => {
+            stop();
+            resolve();
+          });
+        });
+        const sends = ([1, 2] as const).flatMap((qos) =>
+          Array.from({ length: PER_CYCLE }, (_, i) => {
+            const seq = cycle * PER_CYCLE + i;
+            const id = qos === 1 ? 'crash-q1' : 'crash-q2';
+            return devices[qos]
+              .publishAsync(telemetryTopic(id), payload(reading(1, seq)), { qos })
+              .then(() => acked[qos].add(`${id}:1:${seq}`))
+              .catch(() => undefined);
+          }),
+        );
+        // Kill mid-forward; if forwarding of this cycle finished first, kill anyway.
+        await Promise.race([killed, Promise.all(sends).then(() => undefined)]);
+        kill();
+        await gw.exited;
+        await Promise.all([devices[1].endAsync(true), devices[2].endAsync(true)]);
+        await Promise.all(sends);
+      }
 
-    const counts = new Map<string, number>();
-    const waitAll = () => [...acked[1], ...acked[2]].every((mid) => (counts.get(mid) ?? 0) > 0);
-    await expect
-      .poll(
-        () => {
-          counts.clear();
-          for (const mid of cloud.mids) counts.set(mid, (counts.get(mid) ?? 0) + 1);
-          return waitAll();
-        },
-        { timeout: 15_000 },
-      )
-      .toBe(true);
-    const q2Dups = [...counts].filter(([mid, n]) => mid.startsWith('crash-q2') && n > 1);
-    expect(q2Dups).toEqual([]);
-    const missing = [...acked[1], ...acked[2]].filter((mid) => !counts.has(mid));
-    expect(missing).toEqual([]);
-    final.child.kill('SIGTERM');
-    expect(await final.exited).toBe(0);
-  });
+      const final = await startGatewayProcess(dataDir, ['--config', config]);
+      const http = `http://127.0.0.1:${final.ready.http.port}`;
+      await expect
+        .poll(
+          async () =>
+            (await getJson<{ backlog: { readings: number }; inFlight: number }>(`${http}/api/v1/forwarding`)).body
+              .backlog.readings,
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe(0);
+      const ackedCount = acked[1].size + acked[2].size;
+      expect(ackedCount).toBeGreaterThan(CYCLES * PER_CYCLE);
+      expect(kills).toBe(CYCLES);
+
+      const counts = new Map<string, number>();
+      const waitAll = () => [...acked[1], ...acked[2]].every((mid) => (counts.get(mid) ?? 0) > 0);
+      await expect
+        .poll(
+          () => {
+            counts.clear();
+            for (const mid of cloud.mids) counts.set(mid, (counts.get(mid) ?? 0) + 1);
+            return waitAll();
+          },
+          { timeout: 15_000 },
+        )
+        .toBe(true);
+      const q2Dups = [...counts].filter(([mid, n]) => mid.startsWith('crash-q2') && n > 1);
+      expect(q2Dups).toEqual([]);
+      const missing = [...acked[1], ...acked[2]].filter((mid) => !counts.has(mid));
+      expect(missing).toEqual([]);
+      final.child.kill('SIGTERM');
+      expect(await final.exited).toBe(0);
+    },
+  );
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { Packet } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import type { StoredReading } from '../../gateway/store/store.js';
+import type { StoredReading } from '../../gateway/domain/model.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { getJson } from '../helpers/gateway.js';
 import { spawnGateway, startGatewayProcess } from '../helpers/process.js';
@@ -14,7 +14,11 @@ async function allReadings(httpBase: string, id: string): Promise<StoredReading[
   let cursor: string | null = null;
   do {
     const q: string = cursor ? `&cursor=${cursor}` : '';
-    const page: { readings: StoredReading[]; next: string | null } = (await getJson<{ readings: StoredReading[]; next: string | null }>(`${httpBase}/api/v1/devices/${id}/readings?limit=1000${q}`)).body;
+    const page: { readings: StoredReading[]; next: string | null } = (
+      await getJson<{ readings: StoredReading[]; next: string | null }>(
+        `${httpBase}/api/v1/devices/${id}/readings?limit=1000${q}`,
+      )
+    ).body;
     out.push(...page.readings);
     cursor = page.next;
   } while (cursor);
@@ -51,7 +55,8 @@ describe('the gateway process', () => {
       }
     });
     dev.on('packetsend', (p: Packet) => {
-      if (p.cmd === 'publish') seqOf.set(p.messageId as number, (JSON.parse(p.payload.toString()) as { seq: number }).seq);
+      if (p.cmd === 'publish')
+        seqOf.set(p.messageId as number, (JSON.parse(p.payload.toString()) as { seq: number }).seq);
     });
     dev.on('error', () => undefined);
     // Keep 20 in flight until the process dies.
@@ -59,7 +64,9 @@ describe('the gateway process', () => {
     const pump = async (): Promise<void> => {
       while (gw.child.exitCode === null && gw.child.signalCode === null && next < 100_000) {
         const seq = next++;
-        await dev.publishAsync(telemetryTopic('killed'), payload(reading(1, seq), 'json'), { qos: 1 }).catch(() => undefined);
+        await dev
+          .publishAsync(telemetryTopic('killed'), payload(reading(1, seq), 'json'), { qos: 1 })
+          .catch(() => undefined);
       }
     };
     const pumps = Array.from({ length: 20 }, pump);
@@ -81,7 +88,10 @@ describe('the gateway process', () => {
   it('refuses a bad config with exit 2 and lists every problem', async () => {
     const dir = await tempDir();
     const file = join(dir, 'bad.yaml');
-    await writeFile(file, 'mqtt:\n  port: -1\nstore:\n  maxBatch: 0\ningest:\n  topicPrefix: "a/#"\nfrobnicate: true\n');
+    await writeFile(
+      file,
+      'mqtt:\n  port: -1\nstore:\n  maxBatch: 0\ningest:\n  topicPrefix: "a/#"\nfrobnicate: true\n',
+    );
     const s = spawnGateway(['start', '--config', file]);
     expect(await s.exited).toBe(2);
     const err = s.stderr();

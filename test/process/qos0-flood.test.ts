@@ -7,12 +7,28 @@ import { startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 describe('QoS 0 flood', () => {
-  it('100 publishers flooding QoS 0 with a subscriber attached: the gateway survives, stores every reading and stays bounded in memory', { timeout: 90_000 }, async () => {
+  it('100 publishers flooding QoS 0 with a subscriber attached: the gateway survives, stores every reading and stays bounded in memory', {
+    timeout: 90_000,
+  }, async () => {
     const gw = await startGatewayProcess(await tempDir());
     // The benchmark's raw-socket load generator: 100 connections writing as fast as their sockets take it.
-    const gen = spawn(process.execPath, ['dist/bench/loadgen.js', '--port', String(gw.ready.mqtt.port), '--clients', '100', '--qos', '0', '--seconds', '1'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const gen = spawn(
+      process.execPath,
+      [
+        'dist/bench/loadgen.js',
+        '--port',
+        String(gw.ready.mqtt.port),
+        '--clients',
+        '100',
+        '--qos',
+        '0',
+        '--seconds',
+        '1',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     onTestFinished(() => void gen.kill());
     let result = '';
     for await (const line of createInterface({ input: gen.stdout })) result = line;
@@ -23,7 +39,9 @@ describe('QoS 0 flood', () => {
     const http = `http://127.0.0.1:${gw.ready.http.port}`;
     expect((await getJson(`${http}/healthz`)).status).toBe(200);
     await expect
-      .poll(async () => (await getJson<{ qos0: { stored: number } }>(`${http}/api/v1/stats`)).body.qos0.stored, { timeout: 20_000 })
+      .poll(async () => (await getJson<{ qos0: { stored: number } }>(`${http}/api/v1/stats`)).body.qos0.stored, {
+        timeout: 20_000,
+      })
       .toBe(sent);
     // The generator stops counting once deliveries pause; under a loaded CI machine that can be before the gateway has
     // worked through what the publishers left in their sockets, so only the store is held to every reading.

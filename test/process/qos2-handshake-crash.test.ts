@@ -74,10 +74,14 @@ describe('QoS 2 telemetry across a crash between PUBREC and PUBREL', () => {
     const http = `http://127.0.0.1:${second.ready.http.port}`;
     const { body: page } = await getJson<{ readings: { seq: number }[] }>(`${http}/api/v1/devices/ws-q2/readings`);
     expect(page.readings.map((r) => r.seq)).toEqual([1, 2]);
-    const { body: devices } = await getJson<{ devices: { id: string; counters: Record<string, Record<string, number>> }[] }>(
-      `${http}/api/v1/devices`,
-    );
-    expect(devices.devices.find((d) => d.id === 'ws-q2')?.counters.qos2).toMatchObject({ received: 3, stored: 2, duplicate: 1 });
+    const { body: devices } = await getJson<{
+      devices: { id: string; counters: Record<string, Record<string, number>> }[];
+    }>(`${http}/api/v1/devices`);
+    expect(devices.devices.find((d) => d.id === 'ws-q2')?.counters.qos2).toMatchObject({
+      received: 3,
+      stored: 2,
+      duplicate: 1,
+    });
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   });

@@ -4,7 +4,12 @@ import { startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /** Connects; `got` collects `topic=payload` of every message, from before the CONNACK on (a session's queue). */
-async function connect(port: number, clientId: string, opts: mqtt.IClientOptions = {}, got?: string[]): Promise<mqtt.MqttClient> {
+async function connect(
+  port: number,
+  clientId: string,
+  opts: mqtt.IClientOptions = {},
+  got?: string[],
+): Promise<mqtt.MqttClient> {
   const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 0, ...opts });
   if (got) c.on('message', (topic, body) => got.push(`${topic}=${body.toString()}`));
   onTestFinished(() => c.endAsync(true));
@@ -26,7 +31,9 @@ describe('wills after a crash', () => {
     const watcher = await connect(port1, 'watcher', { clean: false });
     await watcher.subscribeAsync('sensors/+/status', { qos: 1 });
     await watcher.endAsync();
-    const device = await connect(port1, 'ws-w', { will: { topic: STATUS, payload: Buffer.from('offline'), qos: 1, retain: true } });
+    const device = await connect(port1, 'ws-w', {
+      will: { topic: STATUS, payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
     // QoS 2: Aedes queues a message for offline sessions before PUBREC, but at QoS 1 only after the PUBACK.
     await device.publishAsync(STATUS, 'online', { qos: 2, retain: true });
     first.child.kill('SIGKILL');

@@ -13,7 +13,11 @@ async function realDataDir(): Promise<string> {
   const gw = await startTestGateway();
   const dev = await connectDevice(gw.mqttUrl, 'heal');
   for (let start = 0; start < READINGS; start += 500) {
-    await Promise.all(Array.from({ length: 500 }, (_, i) => dev.publishAsync(telemetryTopic('heal'), payload(reading(1, start + i)), { qos: 1 })));
+    await Promise.all(
+      Array.from({ length: 500 }, (_, i) =>
+        dev.publishAsync(telemetryTopic('heal'), payload(reading(1, start + i)), { qos: 1 }),
+      ),
+    );
   }
   await dev.endAsync();
   await gw.close();
@@ -34,7 +38,8 @@ async function damagedCopy(source: string, damage: (dir: string, files: string[]
 async function startAndCount(dataDir: string) {
   const gw = await startTestGateway({ dataDir });
   expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
-  const readings = (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/heal/readings?limit=10000`)).body.readings.length;
+  const readings = (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/heal/readings?limit=10000`))
+    .body.readings.length;
   const metrics = (await getJson<string>(`${gw.httpUrl}/metrics`)).body;
   const lostBytes = Number(/sensorgate_store_repair_lost_bytes (\d+)/.exec(metrics)?.[1]);
   // The gateway goes on taking readings after the repair.
@@ -44,7 +49,9 @@ async function startAndCount(dataDir: string) {
 }
 
 describe('self-healing storage', () => {
-  it('starts on a damaged data dir in every way we know, keeping what is readable and moving the rest aside', { timeout: 60_000 }, async () => {
+  it('starts on a damaged data dir in every way we know, keeping what is readable and moving the rest aside', {
+    timeout: 60_000,
+  }, async () => {
     const source = await realDataDir();
     const tables = (await readdir(source)).filter((f) => f.endsWith('.ldb'));
     expect(tables.length).toBeGreaterThan(0);

@@ -5,17 +5,23 @@ import { Backoff } from '../../gateway/forward/backoff.js';
 describe('backoff', () => {
   it('stays within [base, min(cap, 3 × previous)]', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 0.999999, noNaN: true }), { minLength: 1, maxLength: 50 }), (randoms) => {
-        let i = 0;
-        const b = new Backoff({ baseMs: 100, capMs: 5000, stableMs: 1000 }, () => randoms[i++ % randoms.length] as number);
-        let previous = 100;
-        for (let n = 0; n < 50; n++) {
-          const d = b.next();
-          expect(d).toBeGreaterThanOrEqual(100);
-          expect(d).toBeLessThanOrEqual(Math.min(5000, previous * 3));
-          previous = d;
-        }
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 0.999999, noNaN: true }), { minLength: 1, maxLength: 50 }),
+        (randoms) => {
+          let i = 0;
+          const b = new Backoff(
+            { baseMs: 100, capMs: 5000, stableMs: 1000 },
+            () => randoms[i++ % randoms.length] as number,
+          );
+          let previous = 100;
+          for (let n = 0; n < 50; n++) {
+            const d = b.next();
+            expect(d).toBeGreaterThanOrEqual(100);
+            expect(d).toBeLessThanOrEqual(Math.min(5000, previous * 3));
+            previous = d;
+          }
+        },
+      ),
     );
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { configSchema, loadConfig } from '../../gateway/config.js';
-import { ConfigError } from '../../gateway/errors.js';
+import { ConfigError } from '../../gateway/domain/errors.js';
 
 describe('config', () => {
   it('fills every default from an empty file, and the shipped gateway.yaml equals the defaults', async () => {
@@ -32,7 +32,9 @@ describe('config', () => {
   });
 
   it('rejects a foreign topic without exactly one {deviceId} level, and clashing ports', () => {
-    expect(() => loadConfig({ ingest: { foreign: [{ topic: 'tele/+/SENSOR' }] } })).toThrow(/ingest\.foreign\.0\.topic/);
+    expect(() => loadConfig({ ingest: { foreign: [{ topic: 'tele/+/SENSOR' }] } })).toThrow(
+      /ingest\.foreign\.0\.topic/,
+    );
     expect(() => loadConfig({ ingest: { foreign: [{ topic: 'tele/{deviceId}/#' }] } })).toThrow(ConfigError);
     expect(() => loadConfig({ mqtt: { port: 9000 }, http: { port: 9000 } })).toThrow(/http\.port: must differ/);
     expect(loadConfig({ mqtt: { port: 0 }, http: { port: 0 } }).http.port).toBe(0);

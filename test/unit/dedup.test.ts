@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classify, windowBytes, windowFromBytes, type DedupState, type Verdict } from '../../gateway/telemetry/dedup.js';
+import { classify, windowBytes, windowFromBytes, type DedupState, type Verdict } from '../../gateway/domain/dedup.js';
 
 /** The reference model: a set of seen sequence numbers per epoch, "inside the window" meaning seq > high - W. */
 class Model {
@@ -61,7 +61,10 @@ describe('dedup', () => {
 
   it('agrees with the model on mostly increasing streams with retries and reboots', () => {
     const stream = fc.array(
-      fc.record({ reboot: fc.integer({ min: 0, max: 32 }).map((n) => n === 0), back: fc.integer({ min: -40, max: 3 }) }),
+      fc.record({
+        reboot: fc.integer({ min: 0, max: 32 }).map((n) => n === 0),
+        back: fc.integer({ min: -40, max: 3 }),
+      }),
       { maxLength: 400 },
     );
     fc.assert(
@@ -136,7 +139,9 @@ describe('dedup', () => {
   it('keeps the window as bytes in the stored layout (bit s in byte s >> 3, bit s & 7) and reads it back', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 64 }).chain((n) => fc.tuple(fc.constant(n * 8), fc.uniqueArray(fc.nat(100_000), { minLength: 1, maxLength: 50 }))),
+        fc
+          .integer({ min: 1, max: 64 })
+          .chain((n) => fc.tuple(fc.constant(n * 8), fc.uniqueArray(fc.nat(100_000), { minLength: 1, maxLength: 50 }))),
         ([w, seqs]) => {
           let state: DedupState | null = null;
           for (const seq of seqs) state = classify(state, 1, seq, w).state;
@@ -150,7 +155,10 @@ describe('dedup', () => {
           }
           const back = { ...current, ...windowFromBytes(bytes) };
           expect(back).toEqual(current);
-          for (const seq of seqs) expect(classify({ current: back, previous: null }, 1, seq, w).verdict).toBe(classify(state, 1, seq, w).verdict);
+          for (const seq of seqs)
+            expect(classify({ current: back, previous: null }, 1, seq, w).verdict).toBe(
+              classify(state, 1, seq, w).verdict,
+            );
         },
       ),
     );
@@ -238,37 +246,51 @@ class ResetModel {
 }
 
 describe('dedup with reset rules', () => {
-  const step = fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 60 }), fc.option(fc.integer({ min: 1, max: 100 }), { nil: null }));
+  const step = fc.tuple(
+    fc.integer({ min: 0, max: 4 }),
+    fc.integer({ min: 0, max: 60 }),
+    fc.option(fc.integer({ min: 1, max: 100 }), { nil: null }),
+  );
 
   it('agrees with the reference model, resets and far jumps included', () => {
     fc.assert(
-      fc.property(fc.constantFrom(8, 16), fc.integer({ min: 1, max: 4 }), fc.array(step, { maxLength: 300 }), (w, k, ops) => {
-        const rules = { confirmations: k, maxSeqJump: 20, maxBootJump: 2 };
-        const model = new ResetModel(w, k, rules.maxSeqJump, rules.maxBootJump);
-        let state: DedupState | null = null;
-        for (const [boot, seq, ts] of ops) {
-          const c = classify(state, boot, seq, w, { ...rules, ts });
-          expect(c.verdict).toBe(model.classify(boot, seq, ts));
-          state = c.state;
-        }
-      }),
+      fc.property(
+        fc.constantFrom(8, 16),
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(step, { maxLength: 300 }),
+        (w, k, ops) => {
+          const rules = { confirmations: k, maxSeqJump: 20, maxBootJump: 2 };
+          const model = new ResetModel(w, k, rules.maxSeqJump, rules.maxBootJump);
+          let state: DedupState | null = null;
+          for (const [boot, seq, ts] of ops) {
+            const c = classify(state, boot, seq, w, { ...rules, ts });
+            expect(c.verdict).toBe(model.classify(boot, seq, ts));
+            state = c.state;
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   it('never silences a device: after any history, the third consecutive reading of another boot is stored', () => {
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 100 }), fc.integer({ min: 5, max: 0xffff_ffff }), fc.nat({ max: 1000 }), (ops, boot, start) => {
-        const rules = { confirmations: 3, maxSeqJump: 20, maxBootJump: 2, ts: null };
-        let state: DedupState | null = null;
-        for (const [b, s, ts] of ops) state = classify(state, b, s, 16, { ...rules, ts }).state;
-        const verdicts = [0, 1, 2, 3, 4].map((i) => {
-          const c = classify(state, boot, start + i, 16, rules);
-          state = c.state;
-          return c.verdict;
-        });
-        expect(verdicts.slice(2).every((v) => v === 'new')).toBe(true);
-      }),
+      fc.property(
+        fc.array(step, { maxLength: 100 }),
+        fc.integer({ min: 5, max: 0xffff_ffff }),
+        fc.nat({ max: 1000 }),
+        (ops, boot, start) => {
+          const rules = { confirmations: 3, maxSeqJump: 20, maxBootJump: 2, ts: null };
+          let state: DedupState | null = null;
+          for (const [b, s, ts] of ops) state = classify(state, b, s, 16, { ...rules, ts }).state;
+          const verdicts = [0, 1, 2, 3, 4].map((i) => {
+            const c = classify(state, boot, start + i, 16, rules);
+            state = c.state;
+            return c.verdict;
+          });
+          expect(verdicts.slice(2).every((v) => v === 'new')).toBe(true);
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -1,10 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { classifyForeign, foreignMeasurements } from '../../gateway/telemetry/foreign.js';
+import { classifyForeign, foreignMeasurements } from '../../gateway/domain/foreign.js';
 
 describe('foreign readings', () => {
   it('takes numeric leaves as dotted measurements and a bare number as value', () => {
-    const tasmota = { Time: '2024-01-01T00:00:00', BME280: { Temperature: 21.5, Humidity: 40, Unit: 'C' }, TempUnit: 'C' };
-    expect(foreignMeasurements(tasmota)).toEqual({ ok: true, m: { 'BME280.Temperature': 21.5, 'BME280.Humidity': 40 } });
+    const tasmota = {
+      Time: '2024-01-01T00:00:00',
+      BME280: { Temperature: 21.5, Humidity: 40, Unit: 'C' },
+      TempUnit: 'C',
+    };
+    expect(foreignMeasurements(tasmota)).toEqual({
+      ok: true,
+      m: { 'BME280.Temperature': 21.5, 'BME280.Humidity': 40 },
+    });
     expect(foreignMeasurements(21.5)).toEqual({ ok: true, m: { value: 21.5 } });
     expect(foreignMeasurements({ state: 'on' })).toMatchObject({ ok: false, code: 'GW_PAYLOAD_INVALID' });
   });

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../gateway/store/group-commit.js';
+import { GroupCommit } from '../../gateway/shared/group-commit.js';
 
 function deferred() {
   let resolve!: () => void;
   let reject!: (e: unknown) => void;
-  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { promise, resolve, reject };
 }
 
@@ -57,7 +60,12 @@ describe('group commit', () => {
       onCommitted() {},
     });
     const firstWrite = new Promise<void>((r) => (written = r));
-    const results = [1, 2, 3, 4, 5].map((n) => gc.enqueue(n, true).then(() => 'ok', () => 'failed'));
+    const results = [1, 2, 3, 4, 5].map((n) =>
+      gc.enqueue(n, true).then(
+        () => 'ok',
+        () => 'failed',
+      ),
+    );
     await firstWrite;
     writes[0]!.reject(new Error('disk on fire'));
     expect(await Promise.all(results)).toEqual(['failed', 'failed', 'failed', 'failed', 'failed']);

@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createTopicRouter, parseTopicPattern } from '../../gateway/broker/topics.js';
+import { createTopicRouter, parseTopicPattern } from '../../gateway/domain/topics.js';
 
 describe('topics', () => {
-  const route = createTopicRouter({ prefix: 'site/a', foreign: [{ topic: 'tele/{deviceId}/SENSOR' }, { topic: 'shellies/{deviceId}/+/temperature' }] });
+  const route = createTopicRouter({
+    prefix: 'site/a',
+    foreign: [{ topic: 'tele/{deviceId}/SENSOR' }, { topic: 'shellies/{deviceId}/+/temperature' }],
+  });
 
   it('routes contract, status, foreign and other topics', () => {
     expect(route('site/a/ws-1/telemetry')).toEqual({ kind: 'telemetry', deviceId: 'ws-1' });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { validateReading } from '../../gateway/telemetry/wire.js';
+import { validateReading } from '../../gateway/domain/wire.js';
 import { createRng } from '../../device-sim/random.js';
 import { createStation, initialWeather, stepWeather } from '../../device-sim/weather.js';
 
@@ -20,13 +20,18 @@ function simulate(seed: string, steps: number, dtMs: number, start = Date.UTC(20
 describe('weather model', () => {
   it('stays inside the wire contract over long random runs', () => {
     fc.assert(
-      fc.property(fc.string(), fc.constantFrom(1000, 60_000, 600_000), fc.integer({ min: 0, max: 2 ** 40 }), (seed, dtMs, start) => {
-        const { out } = simulate(seed, 500, dtMs, start);
-        out.forEach((m, seq) => {
-          const r = validateReading({ v: 1, boot: 1, seq, ts: start, m }, 'ws-1');
-          expect(r.ok, JSON.stringify(r)).toBe(true);
-        });
-      }),
+      fc.property(
+        fc.string(),
+        fc.constantFrom(1000, 60_000, 600_000),
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        (seed, dtMs, start) => {
+          const { out } = simulate(seed, 500, dtMs, start);
+          out.forEach((m, seq) => {
+            const r = validateReading({ v: 1, boot: 1, seq, ts: start, m }, 'ws-1');
+            expect(r.ok, JSON.stringify(r)).toBe(true);
+          });
+        },
+      ),
       { numRuns: 60 },
     );
   });

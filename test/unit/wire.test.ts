@@ -1,13 +1,22 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeReading, detectEncoding, encodeReading, WEATHER_RANGES, type Reading } from '../../gateway/telemetry/wire.js';
+import {
+  decodeReading,
+  detectEncoding,
+  encodeReading,
+  WEATHER_RANGES,
+  type Reading,
+} from '../../gateway/domain/wire.js';
 
 const MAX = 8192;
 
 // x + 0: both encodings send -0 as 0
 const weather = fc.record(
   Object.fromEntries(
-    Object.entries(WEATHER_RANGES).map(([k, [lo, hi]]) => [k, fc.double({ min: lo, max: hi, noNaN: true }).map((x) => x + 0)]),
+    Object.entries(WEATHER_RANGES).map(([k, [lo, hi]]) => [
+      k,
+      fc.double({ min: lo, max: hi, noNaN: true }).map((x) => x + 0),
+    ]),
   ),
   { requiredKeys: ['temp_c'] },
 ) as fc.Arbitrary<Record<string, number>>;
@@ -90,7 +99,13 @@ describe('wire contract', () => {
   it('rejects oversize payloads and undecodable bytes', () => {
     const big = decodeReading(Buffer.alloc(MAX + 1, 0x20), 'd', { maxBytes: MAX });
     expect(big).toMatchObject({ ok: false, code: 'GW_PAYLOAD_TOO_LARGE' });
-    expect(decodeReading(Buffer.from('{"v":1,'), 'd', { maxBytes: MAX })).toMatchObject({ ok: false, code: 'GW_PAYLOAD_UNDECODABLE' });
-    expect(decodeReading(Buffer.from([0xbf]), 'd', { maxBytes: MAX })).toMatchObject({ ok: false, code: 'GW_PAYLOAD_UNDECODABLE' });
+    expect(decodeReading(Buffer.from('{"v":1,'), 'd', { maxBytes: MAX })).toMatchObject({
+      ok: false,
+      code: 'GW_PAYLOAD_UNDECODABLE',
+    });
+    expect(decodeReading(Buffer.from([0xbf]), 'd', { maxBytes: MAX })).toMatchObject({
+      ok: false,
+      code: 'GW_PAYLOAD_UNDECODABLE',
+    });
   });
 });

@@ -100,7 +100,8 @@ export function windowBytes(epoch: EpochState): Uint8Array {
 export function windowFromBytes(bytes: Uint8Array): Pick<EpochState, 'bits' | 'window'> {
   const bits = bytes.length * 8;
   const window = emptyWindow(bits);
-  for (let i = 0; i < bytes.length; i++) window[i >>> 2] = (window[i >>> 2] as number) | ((bytes[i] as number) << ((i & 3) * 8));
+  for (let i = 0; i < bytes.length; i++)
+    window[i >>> 2] = (window[i >>> 2] as number) | ((bytes[i] as number) << ((i & 3) * 8));
   return { bits, window };
 }
 
@@ -125,18 +126,34 @@ function classifyInEpoch(epoch: EpochState, seq: number): EpochResult {
 }
 
 /** No resets: an older boot is always stale, and any jump ahead is believed at once. */
-export const NO_RESETS: ResetRules = Object.freeze({ ts: null, confirmations: Infinity, maxSeqJump: Infinity, maxBootJump: Infinity });
+export const NO_RESETS: ResetRules = Object.freeze({
+  ts: null,
+  confirmations: Infinity,
+  maxSeqJump: Infinity,
+  maxBootJump: Infinity,
+});
 
 /** A reading stored from this state: it may raise the newest device time and ends any candidate. */
 function stored(state: DedupState, rules: ResetRules): DedupState {
   const { ts } = rules;
   const newestTs = ts !== null && ts > (state.newestTs ?? 0) ? ts : state.newestTs;
   if (newestTs === state.newestTs && !state.candidate) return state;
-  return { current: state.current, previous: state.previous, ...(newestTs === undefined ? {} : { newestTs }), candidate: null };
+  return {
+    current: state.current,
+    previous: state.previous,
+    ...(newestTs === undefined ? {} : { newestTs }),
+    candidate: null,
+  };
 }
 
 /** A new epoch at (boot, seq). Not above the current boot, it is a reset; the same boot then replaces the current epoch. */
-function startEpoch(state: DedupState, boot: number, seq: number, windowBits: number, rules: ResetRules): Classification {
+function startEpoch(
+  state: DedupState,
+  boot: number,
+  seq: number,
+  windowBits: number,
+  rules: ResetRules,
+): Classification {
   const previous = boot === state.current.boot ? state.previous : state.current;
   const next = stored({ current: freshEpoch(boot, seq, windowBits), previous, newestTs: state.newestTs ?? 0 }, rules);
   return { verdict: 'new', state: next, missingDelta: seq, reset: boot <= state.current.boot };
@@ -160,7 +177,12 @@ function confirm(
   if (count >= rules.confirmations) {
     if (untrusted === 'stale' || boot !== state.current.boot) return startEpoch(state, boot, seq, windowBits, rules);
     const r = classifyInEpoch(state.current, seq);
-    return { verdict: r.verdict, state: stored({ ...state, current: r.epoch }, rules), missingDelta: r.missingDelta, reset: false };
+    return {
+      verdict: r.verdict,
+      state: stored({ ...state, current: r.epoch }, rules),
+      missingDelta: r.missingDelta,
+      reset: false,
+    };
   }
   return { verdict: untrusted, state: { ...state, candidate: { boot, seq, count } }, missingDelta: 0, reset: false };
 }
@@ -170,21 +192,41 @@ function confirm(
  * existing epochs keep the window they were created with. `rules` say when a device whose counter went back starts
  * over, and when a far jump ahead is believed.
  */
-export function classify(state: DedupState | null, boot: number, seq: number, windowBits: number, rules: ResetRules = NO_RESETS): Classification {
+export function classify(
+  state: DedupState | null,
+  boot: number,
+  seq: number,
+  windowBits: number,
+  rules: ResetRules = NO_RESETS,
+): Classification {
   if (state === null) {
-    return { verdict: 'new', state: stored({ current: freshEpoch(boot, seq, windowBits), previous: null, newestTs: 0 }, rules), missingDelta: seq, reset: false };
+    return {
+      verdict: 'new',
+      state: stored({ current: freshEpoch(boot, seq, windowBits), previous: null, newestTs: 0 }, rules),
+      missingDelta: seq,
+      reset: false,
+    };
   }
   const { current, previous } = state;
   const newer = rules.ts !== null && rules.ts > (state.newestTs ?? 0);
   // The previous epoch first: after a reset it can be above the current one.
   if (previous !== null && boot === previous.boot && boot !== current.boot) {
     const r = classifyInEpoch(previous, seq);
-    if (r.verdict === 'stale') return newer ? startEpoch(state, boot, seq, windowBits, rules) : confirm(state, boot, seq, windowBits, rules, 'stale');
+    if (r.verdict === 'stale')
+      return newer
+        ? startEpoch(state, boot, seq, windowBits, rules)
+        : confirm(state, boot, seq, windowBits, rules, 'stale');
     if (r.epoch === previous) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
-    return { verdict: r.verdict, state: stored({ ...state, previous: r.epoch }, rules), missingDelta: r.missingDelta, reset: false };
+    return {
+      verdict: r.verdict,
+      state: stored({ ...state, previous: r.epoch }, rules),
+      missingDelta: r.missingDelta,
+      reset: false,
+    };
   }
   if (boot > current.boot) {
-    if (boot - current.boot > rules.maxBootJump || seq > rules.maxSeqJump) return confirm(state, boot, seq, windowBits, rules, 'jump');
+    if (boot - current.boot > rules.maxBootJump || seq > rules.maxSeqJump)
+      return confirm(state, boot, seq, windowBits, rules, 'jump');
     return startEpoch(state, boot, seq, windowBits, rules);
   }
   if (boot === current.boot) {
@@ -192,12 +234,20 @@ export function classify(state: DedupState | null, boot: number, seq: number, wi
     const r = classifyInEpoch(current, seq);
     // Newer than every reading stored, by the device's own clock: not a copy of any of them, so the device started
     // its sequence over without a new boot number.
-    if ((r.verdict === 'duplicate' || r.verdict === 'stale') && newer) return startEpoch(state, boot, seq, windowBits, rules);
+    if ((r.verdict === 'duplicate' || r.verdict === 'stale') && newer)
+      return startEpoch(state, boot, seq, windowBits, rules);
     if (r.verdict === 'stale') return confirm(state, boot, seq, windowBits, rules, 'stale');
     if (r.epoch === current) return { verdict: r.verdict, state, missingDelta: 0, reset: false };
-    return { verdict: r.verdict, state: stored({ ...state, current: r.epoch }, rules), missingDelta: r.missingDelta, reset: false };
+    return {
+      verdict: r.verdict,
+      state: stored({ ...state, current: r.epoch }, rules),
+      missingDelta: r.missingDelta,
+      reset: false,
+    };
   }
   // An older boot: a late retry from before a reboot, or a device whose counter went back (reflashed, flash erased, a
   // replacement board). Its own clock, when trusted, tells them apart: a retry is older than what is stored.
-  return newer ? startEpoch(state, boot, seq, windowBits, rules) : confirm(state, boot, seq, windowBits, rules, 'stale');
+  return newer
+    ? startEpoch(state, boot, seq, windowBits, rules)
+    : confirm(state, boot, seq, windowBits, rules, 'stale');
 }

@@ -4,25 +4,31 @@
  * commit then settles entries in arrival order. If a batch fails, every device touched since the last successful
  * batch is rolled back to its durable state and none of those messages is acked.
  */
-import { GatewayError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Metrics, Outcome } from '../metrics.js';
-import type { TopicRoute } from '../broker/topics.js';
-import { GroupCommit } from '../store/group-commit.js';
+import { GatewayError } from '../domain/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { TopicRoute } from '../domain/topics.js';
+import { GroupCommit } from '../shared/group-commit.js';
 import {
   zeroCounters,
-  type CommitEntry,
   type Counters,
   type DeadLetter,
   type DeviceRecord,
+  type Outcome,
   type Qos,
   type StoredReading,
-  type TelemetryStore,
-} from '../store/store.js';
-import { readingTime, type DeviceClock } from './clock.js';
-import { classify } from './dedup.js';
-import { classifyForeign, contentHash, dedupsByContent, foreignMeasurements, type ForeignDedup } from './foreign.js';
-import { decodePayload, decodeReading, type Rejection } from './wire.js';
+} from '../domain/model.js';
+import type { CommitEntry, TelemetryStore } from './store-port.js';
+import { DEVICE_ID_RE } from '../domain/topics.js';
+import { readingTime, type DeviceClock } from '../domain/clock.js';
+import { classify } from '../domain/dedup.js';
+import {
+  classifyForeign,
+  contentHash,
+  dedupsByContent,
+  foreignMeasurements,
+  type ForeignDedup,
+} from '../domain/foreign.js';
+import { decodePayload, decodeReading, type Rejection } from '../domain/wire.js';
 
 export interface InboundMessage {
   topic: string;
@@ -59,11 +65,20 @@ export interface Refusal {
   reason: string;
 }
 
+/** What ingest reports, counted once a batch is durable. */
+export interface IngestMetrics {
+  outcome(outcome: Outcome, qos: Qos, n: number): void;
+  missing(qos: Qos, delta: number): void;
+  batch(size: number, sync: boolean, ms: number): void;
+  storeFailure(): void;
+  bootReset(): void;
+}
+
 export interface IngestDeps {
   store: TelemetryStore;
   options: IngestOptions;
   log: Logger;
-  metrics: Metrics;
+  metrics: IngestMetrics;
   now(): number;
   /**
    * Why new QoS 1/2 readings must be refused right now (backlog budget reached, disk nearly full), or null. A refused
@@ -133,7 +148,11 @@ function bump(counters: QosCounters, qos: Qos, d: Partial<Counters>): QosCounter
     rejected: o.rejected + (d.rejected ?? 0),
     gatewayTime: o.gatewayTime + (d.gatewayTime ?? 0),
   };
-  return qos === 0 ? [c, counters[1], counters[2]] : qos === 1 ? [counters[0], c, counters[2]] : [counters[0], counters[1], c];
+  return qos === 0
+    ? [c, counters[1], counters[2]]
+    : qos === 1
+      ? [counters[0], c, counters[2]]
+      : [counters[0], counters[1], c];
 }
 
 /** Shared, never mutated: one array per outcome kind instead of one per message. */
@@ -149,7 +168,14 @@ const OUTCOMES = {
 } as const satisfies Record<string, readonly Outcome[]>;
 
 function emptyRecord(id: string): DeviceRecord {
-  return { id, dedup: null, foreign: null, lastSeen: 0, counters: [zeroCounters(), zeroCounters(), zeroCounters()], bootResets: 0 };
+  return {
+    id,
+    dedup: null,
+    foreign: null,
+    lastSeen: 0,
+    counters: [zeroCounters(), zeroCounters(), zeroCounters()],
+    bootResets: 0,
+  };
 }
 
 export async function createIngest(deps: IngestDeps): Promise<Ingest> {
@@ -160,10 +186,14 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
   let gseq = await store.lastGseq();
   let lastWriteError: Error | null = null;
   const lastRejectLog = new Map<string, number>();
-  const resetRules = { confirmations: options.resetConfirmations, maxSeqJump: options.maxSeqJump, maxBootJump: options.maxBootJump };
+  const resetRules = {
+    confirmations: options.resetConfirmations,
+    maxSeqJump: options.maxSeqJump,
+    maxBootJump: options.maxBootJump,
+  };
 
   for (const record of durable.values()) {
-    record.counters.forEach((c, q) => metrics.missing(q as Qos, c.missing));
+    for (const qos of [0, 1, 2] as const) metrics.missing(qos, record.counters[qos].missing);
   }
 
   const commit = new GroupCommit<Entry>({
@@ -186,7 +216,9 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         if (e.missingDelta !== 0) metrics.missing(e.qos, e.missingDelta);
         if (e.reset) metrics.bootReset();
       }
-      for (const [o, byQos] of tally) byQos.forEach((n, qos) => n > 0 && metrics.outcome(o, qos as Qos, n));
+      for (const [o, byQos] of tally) {
+        for (const qos of [0, 1, 2] as const) if (byQos[qos] > 0) metrics.outcome(o, qos, byQos[qos]);
+      }
       deps.onCommitted?.(entries);
     },
     onFailure(entries, err) {
@@ -253,9 +285,23 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       payload: msg.payload,
     };
     logLimited(deviceId ?? msg.clientId ?? msg.topic, rx, () =>
-      log.warn({ deviceId, clientId: msg.clientId, topic: msg.topic, code: rejection.code, reason: rejection.reason }, 'message rejected, kept in dead letters'),
+      log.warn(
+        { deviceId, clientId: msg.clientId, topic: msg.topic, code: rejection.code, reason: rejection.reason },
+        'message rejected, kept in dead letters',
+      ),
     );
-    return { done: enqueue({ gseq: ++gseq, device, deadLetter, outcomes: OUTCOMES.rejected, qos: msg.qos, missingDelta: 0, reset: false }), seen: null };
+    return {
+      done: enqueue({
+        gseq: ++gseq,
+        device,
+        deadLetter,
+        outcomes: OUTCOMES.rejected,
+        qos: msg.qos,
+        missingDelta: 0,
+        reset: false,
+      }),
+      seen: null,
+    };
   }
 
   /** Logs at most once per `rejectLogIntervalMs` for each key (a device, else a client or topic). */
@@ -267,12 +313,18 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
   }
 
   function acceptContract(msg: InboundMessage, deviceId: string, rx: number): Accepted {
-    const decoded = decodeReading(msg.payload, deviceId, { maxBytes: options.maxPayloadBytes, contentType: msg.contentType });
+    const decoded = decodeReading(msg.payload, deviceId, {
+      maxBytes: options.maxPayloadBytes,
+      contentType: msg.contentType,
+    });
     if (!decoded.ok) return reject(msg, deviceId, decoded, rx);
     const r = decoded.value;
     const prev = record(deviceId);
     const time = readingTime(r.ts, rx, options.deviceClock, options.maxClockSkewMs);
-    const c = classify(prev.dedup, r.boot, r.seq, options.dedupWindow, { ...resetRules, ts: time.fromGateway ? null : r.ts });
+    const c = classify(prev.dedup, r.boot, r.seq, options.dedupWindow, {
+      ...resetRules,
+      ts: time.fromGateway ? null : r.ts,
+    });
     const v = c.verdict;
     const stored = v === 'new' || v === 'late';
     const changes: Partial<Counters> = { received: 1, missing: c.missingDelta };
@@ -287,14 +339,19 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       counters: bump(prev.counters, msg.qos, changes),
       bootResets: prev.bootResets + (c.reset ? 1 : 0),
     };
-    const outcomes = stored && time.fromGateway ? (v === 'new' ? OUTCOMES.newGatewayTime : OUTCOMES.lateGatewayTime) : OUTCOMES[v];
+    const outcomes =
+      stored && time.fromGateway ? (v === 'new' ? OUTCOMES.newGatewayTime : OUTCOMES.lateGatewayTime) : OUTCOMES[v];
     const entry: Entry = { gseq: ++gseq, device, outcomes, qos: msg.qos, missingDelta: c.missingDelta, reset: c.reset };
     const reading = { boot: r.boot, seq: r.seq };
     if (stored) {
       entry.reading = { deviceId, boot: r.boot, seq: r.seq, ts: time.ts, rx, qos: msg.qos, m: r.m };
       if (time.fromGateway) entry.reading.tsSource = 'gateway';
       entry.outbox = options.outbox && msg.qos > 0;
-      if (c.reset) log.warn({ deviceId, reading, from: prev.dedup?.current.boot }, 'device counter went back: it starts over (a boot reset)');
+      if (c.reset)
+        log.warn(
+          { deviceId, reading, from: prev.dedup?.current.boot },
+          'device counter went back: it starts over (a boot reset)',
+        );
     } else if (v === 'stale' || v === 'jump') {
       // Not provably a copy of a stored reading: kept with its bytes, so that nothing acked is lost without a trace.
       const code = v === 'stale' ? 'GW_STALE' : 'GW_SEQ_JUMP';
@@ -302,8 +359,19 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         v === 'stale'
           ? `boot ${r.boot} seq ${r.seq} is older than the device's window (boot ${prev.dedup?.current.boot}, seq ${prev.dedup?.current.highSeq}) and not known to be stored`
           : `boot ${r.boot} seq ${r.seq} is far ahead of boot ${prev.dedup?.current.boot} seq ${prev.dedup?.current.highSeq}; believed after ${resetRules.confirmations} in a row`;
-      entry.deadLetter = { rx, topic: msg.topic, clientId: msg.clientId, deviceId, qos: msg.qos, code, reason, payload: msg.payload };
-      logLimited(deviceId, rx, () => log.warn({ deviceId, reading, code, reason }, 'reading not stored, kept in dead letters'));
+      entry.deadLetter = {
+        rx,
+        topic: msg.topic,
+        clientId: msg.clientId,
+        deviceId,
+        qos: msg.qos,
+        code,
+        reason,
+        payload: msg.payload,
+      };
+      logLimited(deviceId, rx, () =>
+        log.warn({ deviceId, reading, code, reason }, 'reading not stored, kept in dead letters'),
+      );
     }
     if (v !== 'new') log.debug({ deviceId, reading, verdict: v }, 'not new');
     return { done: enqueue(entry), seen: stored ? 'first' : v === 'duplicate' ? 'repeat' : null };
@@ -321,10 +389,31 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     const f = classifyForeign(prev.foreign, contentHash(msg.payload), rx, windowMs);
     const isNew = f.verdict === 'new';
     const changes: Partial<Counters> = isNew ? { received: 1, stored: 1 } : { received: 1, duplicate: 1 };
-    const device: DeviceRecord = { ...prev, foreign: f.state, lastSeen: rx, counters: bump(prev.counters, msg.qos, changes) };
-    const entry: Entry = { gseq: ++gseq, device, outcomes: isNew ? OUTCOMES.new : OUTCOMES.duplicate, qos: msg.qos, missingDelta: 0, reset: false };
+    const device: DeviceRecord = {
+      ...prev,
+      foreign: f.state,
+      lastSeen: rx,
+      counters: bump(prev.counters, msg.qos, changes),
+    };
+    const entry: Entry = {
+      gseq: ++gseq,
+      device,
+      outcomes: isNew ? OUTCOMES.new : OUTCOMES.duplicate,
+      qos: msg.qos,
+      missingDelta: 0,
+      reset: false,
+    };
     if (f.verdict === 'new') {
-      const reading: StoredReading = { deviceId, boot: 0, seq: f.seq, ts: rx, rx, qos: msg.qos, m: measured.m, foreign: true };
+      const reading: StoredReading = {
+        deviceId,
+        boot: 0,
+        seq: f.seq,
+        ts: rx,
+        rx,
+        qos: msg.qos,
+        m: measured.m,
+        foreign: true,
+      };
       entry.reading = reading;
       entry.outbox = options.outbox && msg.qos > 0;
     }
@@ -342,7 +431,16 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         case 'foreign':
           return acceptForeign(msg, route.deviceId, route.rule, rx);
         case 'badDevice':
-          return reject(msg, null, { ok: false, code: 'GW_TOPIC_INVALID', reason: `device id "${route.deviceLevel.slice(0, 80)}" does not match ^[A-Za-z0-9_.-]{1,64}$` }, rx);
+          return reject(
+            msg,
+            null,
+            {
+              ok: false,
+              code: 'GW_TOPIC_INVALID',
+              reason: `device id "${route.deviceLevel.slice(0, 80)}" does not match ${DEVICE_ID_RE.source}`,
+            },
+            rx,
+          );
       }
     },
     devices: () => [...durable.values()].filter((d) => d.id !== UNATTRIBUTED),

@@ -63,14 +63,18 @@ export function createTopicRouter(opts: TopicRouterOptions): (topic: string) => 
       const device = levels[n] as string;
       const leaf = levels[n + 1];
       if (leaf === 'telemetry') {
-        return DEVICE_ID_RE.test(device) ? { kind: 'telemetry', deviceId: device } : { kind: 'badDevice', deviceLevel: device };
+        return DEVICE_ID_RE.test(device)
+          ? { kind: 'telemetry', deviceId: device }
+          : { kind: 'badDevice', deviceLevel: device };
       }
       if (leaf === 'status' && DEVICE_ID_RE.test(device)) return { kind: 'status', deviceId: device };
     }
     for (const [rule, pattern] of foreign.entries()) {
       const device = matchPattern(pattern, levels);
       if (device === undefined) continue;
-      return DEVICE_ID_RE.test(device) ? { kind: 'foreign', deviceId: device, rule } : { kind: 'badDevice', deviceLevel: device };
+      return DEVICE_ID_RE.test(device)
+        ? { kind: 'foreign', deviceId: device, rule }
+        : { kind: 'badDevice', deviceLevel: device };
     }
     return { kind: 'other' };
   };

@@ -1,5 +1,5 @@
 /**
- * Runs a built server script (the gateway CLI, or bench/aedes-server.js) as a child process for scripts (benchmarks,
+ * Runs a built server script (the gateway CLI, or launch/aedes-server.js) as a child process for scripts (benchmarks,
  * demo, chaos) and waits for its one JSON `ready` line on stdout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +22,11 @@ export interface ServerOptions {
   logLevel?: string;
 }
 
-export async function startServerProcess(script: string, args: string[], opts: ServerOptions = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  script: string,
+  args: string[],
+  opts: ServerOptions = {},
+): Promise<ServerProcess> {
   const cmd = [...(opts.command ?? []), process.execPath, script, ...args];
   const proc = spawn(cmd[0] as string, cmd.slice(1), {
     stdio: ['ignore', 'pipe', 'inherit'],

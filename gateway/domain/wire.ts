@@ -53,7 +53,11 @@ const timestamp = z
     if (typeof value === 'number') return value;
     const n = value instanceof Date ? value.getTime() : safeInteger(value);
     if (n === null || Number.isNaN(n)) {
-      ctx.issues.push({ code: 'custom', input: value, message: value instanceof Date ? 'invalid date' : beyondSafe(value as bigint) });
+      ctx.issues.push({
+        code: 'custom',
+        input: value,
+        message: value instanceof Date ? 'invalid date' : beyondSafe(value as bigint),
+      });
       return 0;
     }
     return n;
@@ -75,7 +79,8 @@ const measurements = z.custom<Record<string, number>>().check((ctx) => {
     return;
   }
   const names = Object.keys(m);
-  if (names.length === 0) ctx.issues.push({ code: 'custom', input: m, message: 'at least one measurement is required' });
+  if (names.length === 0)
+    ctx.issues.push({ code: 'custom', input: m, message: 'at least one measurement is required' });
   if (names.length > MAX_MEASUREMENTS) {
     ctx.issues.push({ code: 'custom', input: m, message: `at most ${MAX_MEASUREMENTS} measurements` });
   }
@@ -91,7 +96,12 @@ const measurements = z.custom<Record<string, number>>().check((ctx) => {
       m[name] = value = n;
     }
     if (!MEASUREMENT_NAME.test(name)) {
-      ctx.issues.push({ code: 'custom', input: name, path: [name], message: `measurement names match ${MEASUREMENT_NAME.source}` });
+      ctx.issues.push({
+        code: 'custom',
+        input: name,
+        path: [name],
+        message: `measurement names match ${MEASUREMENT_NAME.source}`,
+      });
     }
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       ctx.issues.push({ code: 'custom', input: value, path: [name], message: 'must be a finite number' });
@@ -99,7 +109,12 @@ const measurements = z.custom<Record<string, number>>().check((ctx) => {
     }
     const range = WEATHER_RANGES[name];
     if (range && (value < range[0] || value > range[1])) {
-      ctx.issues.push({ code: 'custom', input: value, path: [name], message: `out of range ${range[0]}…${range[1]}: ${value}` });
+      ctx.issues.push({
+        code: 'custom',
+        input: value,
+        path: [name],
+        message: `out of range ${range[0]}…${range[1]}: ${value}`,
+      });
     }
   }
 });
@@ -167,13 +182,19 @@ export function detectEncoding(payload: Uint8Array, contentType?: string): Encod
 /** Decodes bytes into an untrusted value; never throws. */
 export function decodePayload(payload: Uint8Array, maxBytes: number, contentType?: string): Decoded<unknown> {
   if (payload.byteLength > maxBytes) {
-    return { ok: false, code: 'GW_PAYLOAD_TOO_LARGE', reason: `payload of ${payload.byteLength} bytes exceeds ${maxBytes}` };
+    return {
+      ok: false,
+      code: 'GW_PAYLOAD_TOO_LARGE',
+      reason: `payload of ${payload.byteLength} bytes exceeds ${maxBytes}`,
+    };
   }
   const encoding = detectEncoding(payload, contentType);
   try {
     const value: unknown =
       encoding === 'json'
-        ? JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8', contentStart(payload)))
+        ? JSON.parse(
+            Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8', contentStart(payload)),
+          )
         : cborDecoder.decode(payload);
     return { ok: true, value, encoding };
   } catch (err) {
@@ -197,7 +218,11 @@ export function validateReading(value: unknown, deviceId: string): { ok: true; v
   const parsed = readingSchema.safeParse(value);
   if (!parsed.success) return { ok: false, code: 'GW_PAYLOAD_INVALID', reason: describeIssues(parsed.error) };
   if (parsed.data.id !== undefined && parsed.data.id !== deviceId) {
-    return { ok: false, code: 'GW_DEVICE_ID_MISMATCH', reason: `id "${parsed.data.id}" does not match topic device "${deviceId}"` };
+    return {
+      ok: false,
+      code: 'GW_DEVICE_ID_MISMATCH',
+      reason: `id "${parsed.data.id}" does not match topic device "${deviceId}"`,
+    };
   }
   return { ok: true, value: parsed.data };
 }

@@ -34,7 +34,10 @@ interface Batch<E> {
 function newBatch<E>(): Batch<E> {
   let resolve!: () => void;
   let reject!: (err: unknown) => void;
-  const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { entries: [], sync: false, done, resolve, reject };
 }
 
@@ -99,7 +102,11 @@ export class GroupCommit<E> {
           for (const b of failed) b.reject(err);
           return;
         }
-        this.#opts.onCommitted(batch.entries, { size: batch.entries.length, sync: batch.sync, ms: performance.now() - started });
+        this.#opts.onCommitted(batch.entries, {
+          size: batch.entries.length,
+          sync: batch.sync,
+          ms: performance.now() - started,
+        });
         batch.resolve();
       }
     } finally {

@@ -33,7 +33,8 @@ export function foreignMeasurements(value: unknown): { ok: true; m: Record<strin
     }
   };
   walk(value, '', 0);
-  if (count === 0) return { ok: false, code: 'GW_PAYLOAD_INVALID', reason: 'foreign payload has no numeric measurement' };
+  if (count === 0)
+    return { ok: false, code: 'GW_PAYLOAD_INVALID', reason: 'foreign payload has no numeric measurement' };
   return { ok: true, m };
 }
 
@@ -64,10 +65,17 @@ export interface ForeignState {
   readonly recent: readonly (readonly [string, number])[];
 }
 
-export type ForeignVerdict = { verdict: 'new'; seq: number; state: ForeignState } | { verdict: 'duplicate'; state: ForeignState };
+export type ForeignVerdict =
+  | { verdict: 'new'; seq: number; state: ForeignState }
+  | { verdict: 'duplicate'; state: ForeignState };
 
 /** Pure: decides whether a foreign payload was already seen within `windowMs` and assigns its sequence. */
-export function classifyForeign(state: ForeignState | null, hash: string, now: number, windowMs: number): ForeignVerdict {
+export function classifyForeign(
+  state: ForeignState | null,
+  hash: string,
+  now: number,
+  windowMs: number,
+): ForeignVerdict {
   const nextSeq = state?.nextSeq ?? 0;
   const recent = (state?.recent ?? []).filter(([, t]) => now - t < windowMs);
   if (recent.some(([h]) => h === hash)) return { verdict: 'duplicate', state: { nextSeq, recent } };

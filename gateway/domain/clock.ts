@@ -22,6 +22,7 @@ export interface ReadingTime {
  *   the receive time.
  */
 export function readingTime(deviceTs: number, rx: number, mode: DeviceClock, maxSkewMs: number): ReadingTime {
-  const useDevice = mode === 'device' || (mode === 'auto' && deviceTs >= PLAUSIBLE_FROM_MS && deviceTs <= rx + maxSkewMs);
+  const useDevice =
+    mode === 'device' || (mode === 'auto' && deviceTs >= PLAUSIBLE_FROM_MS && deviceTs <= rx + maxSkewMs);
   return useDevice ? { ts: deviceTs, fromGateway: false } : { ts: rx, fromGateway: true };
 }

@@ -115,7 +115,7 @@ async function runIngest(stage: string, store: TelemetryStore, syncWrites: boole
           const waits: Promise<void>[] = [];
           for (let k = 0; k < BURST && sent < N; k++, sent++) {
             const id = devOf[sent] as string;
-            const { done } = ingest.accept(
+            const { done } = ingest.receive(
               { topic: `sensors/${id}/telemetry`, payload: payloads[sent] as Buffer, qos: 1, clientId: id },
               { kind: 'telemetry', deviceId: id },
             );

@@ -13,7 +13,8 @@ import { createMetrics } from './metrics.js';
 import { watchDiskSpace, type DiskSpace } from './store/disk-space.js';
 import { LevelStore, type Db } from './store/level-store.js';
 import { startForwarder, type Forwarder } from './forward/forwarder.js';
-import { createIngest, type Ingest, type Refusal } from './ingest/ingest.js';
+import type { Refusal } from './ingest/gate.js';
+import { createIngest, type Ingest } from './ingest/ingest.js';
 
 export interface GatewayDeps {
   log: Logger;

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
-import { orderRouting } from './routing.js';
+import { orderRouting } from './aedes-internals.js';
 import { publishOrphanedWills } from './wills.js';
 
 export interface BrokerOptions {

@@ -5,7 +5,7 @@
  * connection without acking, so the device retries and dedup absorbs the resend.
  */
 import type { AedesOptions } from 'aedes';
-import { markSeen } from './ingest-marks.js';
+import { markVerdict } from './aedes-internals.js';
 import type { Qos } from '../domain/model.js';
 import type { Ingest } from '../ingest/ingest.js';
 import type { TopicRoute } from '../domain/topics.js';
@@ -43,7 +43,7 @@ export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish 
     const started = now();
     const qos = packet.qos as Qos;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    const { done, seen } = ingest.accept(
+    const { done, verdict } = ingest.receive(
       {
         topic: packet.topic,
         payload,
@@ -54,8 +54,8 @@ export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish 
       },
       r,
     );
-    // Left on the packet for routing and the inbound QoS 2 store (ingest-marks.ts).
-    if (seen !== null) markSeen(packet, seen);
+    // Left on the packet for routing and the inbound QoS 2 store (aedes-internals.ts, section 1).
+    markVerdict(packet, verdict);
     const ack = () => {
       metrics.ack(qos, now() - started);
       callback(null);

@@ -9,14 +9,10 @@
  * listener opens: they can only be orphans, since this broker is the only one writing to its persistence.
  */
 import { promisify } from 'node:util';
-import type { Aedes, AedesOptions, AedesPublishPacket } from 'aedes';
+import type { Aedes, AedesOptions } from 'aedes';
+import { type Will, willStore } from './aedes-internals.js';
 
 type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
-type Will = AedesPublishPacket & { clientId: string; brokerId: string };
-interface WillStore {
-  streamWill(brokers: Record<string, number>): AsyncIterable<Will>;
-  delWill(client: { id: string; brokerId: string }): Promise<unknown>;
-}
 
 /**
  * The broker id for one start of the gateway: the gateway id and a start count that the caller keeps durably, fixed
@@ -28,14 +24,14 @@ export function brokerId(gatewayId: string, start: number): string {
 
 /** Publishes (through the same authorization as any PUBLISH) and removes every will of an earlier broker id. */
 export async function publishOrphanedWills(aedes: Aedes, authorizePublish: AuthorizePublish): Promise<number> {
-  const persistence = (aedes as unknown as { persistence: WillStore }).persistence;
+  const persistence = willStore(aedes);
   const authorize = promisify(authorizePublish);
   const publish = promisify((packet: Will, cb: (err?: Error | null) => void) => aedes.publish(packet, cb));
   let published = 0;
   for await (const will of persistence.streamWill({ [aedes.id]: Date.now() })) {
     // Routed as this broker's own packet: under the dead broker's id its counter (numbered anew from 1 at each start)
     // would collide with that broker's packets still queued for persistent sessions, and lose to them in Aedes's
-    // per-client dedupe (routing.ts).
+    // per-client dedupe (aedes-internals.ts, section 2).
     const packet: Will = { ...will, brokerId: aedes.id };
     await authorize(null, packet);
     await publish(packet);

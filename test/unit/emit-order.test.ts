@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EmitOrder } from '../../gateway/broker/routing.js';
+import { EmitOrder } from '../../gateway/broker/emit-order.js';
 
 describe('EmitOrder', () => {
   it('holds an emit until every publish numbered before it was emitted', () => {

@@ -29,7 +29,7 @@ export interface Violation {
 export interface VerifyReport {
   rows: QosRow[];
   violations: Violation[];
-  /** Deliberate re-sends of acked readings by the devices (the dup fault). */
+  /** Deliberate re-sends of acked QoS 1/2 readings by the devices (the dup fault) that the gateway acked again. */
   resent: number;
   /** Duplicates the gateway counted and did not store (re-sends, retransmissions). */
   gatewayDuplicates: number;

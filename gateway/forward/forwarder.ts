@@ -1,15 +1,21 @@
 /**
- * The forwarder drains the durable outbox upstream (DESIGN.md "Upstream contract").
- *
- * - Two lanes. After every (re)connect, entries committed up to that moment are the backlog: they drain in gseq order
- *   at `backfillRate`, marked `hist`, optionally `batchSize` per message. Entries committed after it are live and go
- *   first. Within each lane, per-device order is commit order.
- * - A bounded in-flight window (with MQTT 5, never more than the broker's Receive Maximum). An entry leaves the outbox
- *   only when the broker acknowledged its packet, in the same write that forgets the packet (session-store.ts).
+ * The forwarder drains the durable outbox upstream (docs/contract.md, "Upstream"). Its parts:
+ * - lanes.ts: after every (re)connect, entries committed up to that moment are the backlog: they drain in gseq order
+ *   at `backfillRate` (pacer.ts), marked `hist`, optionally `batchSize` per message (batches.ts). Entries committed
+ *   after it are live and go first. Within each lane, per-device order is commit order.
+ * - in-flight.ts: a bounded window (with MQTT 5, never more than the broker's Receive Maximum), and which outbox
+ *   entries each packet carries. An entry leaves the outbox only when the broker acknowledged its packet, in the same
+ *   write that forgets the packet (session-store.ts).
  * - QoS 0 readings go from memory, bounded, and are dropped and counted while the link is down.
  */
 import type { UpstreamOptions } from './options.js';
 import type { Logger } from '../shared/log.js';
+import { AckRate } from './ack-rate.js';
+import { batches } from './batches.js';
+import { InFlight } from './in-flight.js';
+import { Lanes } from './lanes.js';
+import { Pacer } from './pacer.js';
+import { Serial } from './serial.js';
 import type { Qos, StoredReading } from '../domain/model.js';
 import type { CommitEntry, OutboxEntry, OutboxStore } from '../ingest/store-port.js';
 import { encodeUpstream, upstreamReading, upstreamTopic, type UpstreamReading } from './payload.js';
@@ -64,46 +70,29 @@ export interface Forwarder {
 /** Acks per second are measured over this many seconds. */
 const RATE_WINDOW_S = 10;
 
-function payloadKey(payload: unknown): string {
-  return Buffer.isBuffer(payload) ? payload.toString('latin1') : String(payload);
-}
-
 export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   const { cfg, gatewayId, store, log, metrics, now } = deps;
-  const pendingPayloads = new Map<string, { gseq: number; bytes: number }[]>();
+  const inFlight = new InFlight();
   const session = await SessionStore.open(store, {
-    take(payload) {
-      const key = payloadKey(payload);
-      const entries = pendingPayloads.get(key);
-      pendingPayloads.delete(key);
-      return entries;
-    },
+    take: (payload) => inFlight.take(payload),
     // Packets restored from a previous run have no callback of ours: forget their entries here.
-    completed(record) {
-      for (const e of record.entries) inSession.delete(e.gseq);
-    },
+    completed: (record) => inFlight.forget(record.entries),
   });
-  /** Outbox entries handed to MQTT.js and not yet acknowledged. */
-  const inSession = new Set<number>(session.inFlightEntries());
-  if (session.size > 0)
+  inFlight.restore(session.inFlightEntries());
+  if (session.size > 0) {
     log.info({ packets: session.size }, 'resuming the upstream session: packets in flight will be sent again');
-  let highest = deps.lastGseq;
-  let boundary = highest;
-  let liveCursor = highest;
-  let backlogCursor = 0;
-  let window = cfg.inflight;
-  let inFlight = 0;
-  let closing = false;
-  let tokens = 0;
-  let tokensAt = now();
-  let tokenTimer: NodeJS.Timeout | undefined;
+  }
+  const lanes = new Lanes(deps.lastGseq);
+  const pacer = new Pacer(cfg.backfillRate, now);
+  const ackRate = new AckRate(RATE_WINDOW_S);
   const qos0: StoredReading[] = [];
   const forwarded: [number, number, number] = [0, 0, 0];
   const acked: [number, number, number] = [0, 0, 0];
   const dropped: [number, number, number] = [0, 0, 0];
-  /** [second, readings acked in it], oldest first, at most RATE_WINDOW_S of them. */
-  const ackSeconds: [number, number][] = [];
-  let idle: (() => void) | undefined;
+  let window = cfg.inflight;
+  let closing = false;
+  let paceTimer: NodeJS.Timeout | undefined;
+  const pump = new Serial(pumpOnce, (err) => log.error({ err }, 'forwarder pump failed'));
 
   const clientId = cfg.clientId ?? `sensorgate-${gatewayId}`;
   const link: UpstreamLink = await connectUpstream(cfg, clientId, session, { log, now, random: deps.random });
@@ -111,10 +100,8 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   link.on('up', ({ receiveMaximum }) => {
     metrics.connected(true);
     window = Math.min(cfg.inflight, receiveMaximum ?? 65535);
-    // Everything committed while the link was down is backlog from now on; what comes next is live.
-    boundary = highest;
-    liveCursor = Math.max(liveCursor, boundary);
-    pump();
+    lanes.reconnected();
+    pump.request();
   });
   link.on('down', () => {
     metrics.connected(false);
@@ -146,121 +133,80 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
           }
         : undefined;
     const refs = entries.map((e) => ({ gseq: e.gseq, bytes: e.bytes }));
-    for (const e of entries) inSession.add(e.gseq);
-    if (qos > 0) pendingPayloads.set(payloadKey(body), refs);
-    inFlight++;
+    inFlight.publish(body, qos, refs);
     forwarded[qos] += readings.length;
     metrics.forwarded(qos, readings.length);
     link.client.publish(topicOf(first.deviceId), body, { qos, ...(properties ? { properties } : {}) }, (err) => {
-      inFlight--;
-      if (inFlight === 0) idle?.();
+      inFlight.settled();
       if (err) {
         // Once in the session, MQTT.js sends it again itself (after a restart at the latest).
         if (entries.some((e) => session.holds(e.gseq))) return;
         // Never stored nor sent (the connection closed while MQTT.js had it queued): send it again later.
-        pendingPayloads.delete(payloadKey(body));
-        for (const e of entries) inSession.delete(e.gseq);
-        const min = Math.min(...entries.map((e) => e.gseq)) - 1;
-        if (min < boundary) backlogCursor = Math.min(backlogCursor, min);
-        else liveCursor = Math.min(liveCursor, min);
+        inFlight.unsent(body, refs);
+        lanes.rewind(Math.min(...entries.map((e) => e.gseq)));
         return;
       }
       const finish = qos === 0 ? store.outboxDelete(refs) : Promise.resolve();
       finish.then(
         () => {
-          for (const e of entries) inSession.delete(e.gseq);
+          inFlight.forget(refs);
           acked[qos] += readings.length;
           metrics.acked(qos, readings.length);
-          countAck(readings.length);
-          pump();
+          ackRate.count(readings.length, now());
+          pump.request();
         },
         (e: unknown) => log.error({ err: e }, 'removing forwarded entries failed'),
       );
     });
   }
 
-  function countAck(n: number): void {
-    const second = Math.floor(now() / 1000);
-    const last = ackSeconds.at(-1);
-    if (last && last[0] === second) last[1] += n;
-    else ackSeconds.push([second, n]);
-    while ((ackSeconds[0]?.[0] ?? second) <= second - RATE_WINDOW_S) ackSeconds.shift();
-  }
-
-  function refill(): void {
-    const t = now();
-    tokens = Math.min(cfg.backfillRate, tokens + ((t - tokensAt) / 1000) * cfg.backfillRate);
-    tokensAt = t;
-  }
-
-  let pumping = false;
-  let again = false;
-  function pump(): void {
-    if (pumping) {
-      again = true;
-      return;
-    }
-    pumping = true;
-    pumpOnce()
-      .catch((err: unknown) => log.error({ err }, 'forwarder pump failed'))
-      .finally(() => {
-        pumping = false;
-        if (again) {
-          again = false;
-          pump();
-        }
+  function sendQos0(): void {
+    for (const r of qos0.splice(0)) {
+      forwarded[0]++;
+      metrics.forwarded(0, 1);
+      const body = encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding);
+      link.client.publish(topicOf(r.deviceId), body, { qos: 0 }, (err) => {
+        if (err) return drop(0, 'link_down', 1);
+        acked[0]++;
+        metrics.acked(0, 1);
       });
+    }
   }
 
   async function pumpOnce(): Promise<void> {
     while (!closing && link.connected) {
-      for (const r of qos0.splice(0)) {
-        forwarded[0]++;
-        metrics.forwarded(0, 1);
-        link.client.publish(
-          topicOf(r.deviceId),
-          encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding),
-          { qos: 0 },
-          (err) => {
-            if (err) return drop(0, 'link_down', 1);
-            acked[0]++;
-            metrics.acked(0, 1);
-          },
-        );
-      }
-      let slots = window - inFlight;
+      sendQos0();
+      let slots = window - inFlight.packets;
       if (slots <= 0) return;
-      const live = (await store.outboxAfter(liveCursor, slots)).filter((e) => !inSession.has(e.gseq));
+      const live = (await store.outboxAfter(lanes.liveCursor, slots)).filter((e) => !inFlight.has(e.gseq));
       for (const e of live) {
         publish([upstreamReading(e.reading, gatewayId, false)], [e]);
-        liveCursor = Math.max(liveCursor, e.gseq);
+        lanes.sentLive(e.gseq);
       }
-      slots = window - inFlight;
+      slots = window - inFlight.packets;
       if (slots <= 0 || live.length > 0) continue;
 
-      refill();
-      const budget = Math.min(slots * cfg.batchSize, Math.floor(tokens));
+      const budget = Math.min(slots * cfg.batchSize, pacer.available());
       if (budget <= 0) {
-        const backlogLeft = backlogCursor < boundary && store.outboxStats().readings > inSession.size;
-        if (backlogLeft && !tokenTimer) {
-          tokenTimer = setTimeout(
-            () => {
-              tokenTimer = undefined;
-              pump();
-            },
-            Math.ceil(1000 / cfg.backfillRate),
-          );
+        const backlogLeft = lanes.backlogLeft && store.outboxStats().readings > inFlight.entries;
+        if (backlogLeft && !paceTimer) {
+          paceTimer = setTimeout(() => {
+            paceTimer = undefined;
+            pump.request();
+          }, pacer.retryMs);
         }
         return;
       }
-      const backlog = (await store.outboxAfter(backlogCursor, budget, boundary)).filter((e) => !inSession.has(e.gseq));
+      const backlog = (await store.outboxAfter(lanes.backlogCursor, budget, lanes.boundary)).filter(
+        (e) => !inFlight.has(e.gseq),
+      );
       if (backlog.length === 0) {
-        backlogCursor = boundary;
+        lanes.backlogDrained();
         return;
       }
-      tokens -= backlog.length;
-      backlogCursor = Math.max(backlogCursor, ...backlog.map((e) => e.gseq));
-      for (const group of batches(backlog)) {
+      pacer.take(backlog.length);
+      lanes.sentBacklog(Math.max(...backlog.map((e) => e.gseq)));
+      for (const group of batches(backlog, cfg.batchSize, (e) => forwardQos(e.reading))) {
         publish(
           group.map((e) => upstreamReading(e.reading, gatewayId, true)),
           group,
@@ -269,50 +215,30 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
     }
   }
 
-  /** Consecutive backlog entries of one device and one forward QoS, up to batchSize per message. */
-  function batches(entries: OutboxEntry[]): OutboxEntry[][] {
-    const out: OutboxEntry[][] = [];
-    for (const e of entries) {
-      const last = out.at(-1);
-      const head = last?.[0];
-      if (
-        last &&
-        head &&
-        last.length < cfg.batchSize &&
-        head.reading.deviceId === e.reading.deviceId &&
-        forwardQos(head.reading) === forwardQos(e.reading)
-      ) {
-        last.push(e);
-      } else out.push([e]);
-    }
-    return out;
-  }
-
   let closed: Promise<void> | undefined;
   return {
     committed(entries) {
       for (const e of entries) {
-        if (e.gseq > highest) highest = e.gseq;
+        lanes.committed(e.gseq);
         if (e.reading && !e.outbox && e.reading.qos === 0) {
           if (!link.connected) drop(0, 'link_down', 1);
           else if (qos0.length >= cfg.qos0Buffer) drop(0, 'overflow', 1);
           else qos0.push(e.reading);
         }
       }
-      pump();
+      pump.request();
     },
     async status() {
       const { readings, bytes } = store.outboxStats();
       const oldest = await store.outboxOldestRx();
       const t = now();
-      countAck(0);
-      const drainRate = ackSeconds.reduce((n, [, c]) => n + c, 0) / RATE_WINDOW_S;
+      const drainRate = ackRate.perSecond(t);
       return {
         enabled: true,
         connected: link.connected,
         reconnects: link.reconnects,
         window,
-        inFlight,
+        inFlight: inFlight.packets,
         backlog: {
           readings,
           bytes,
@@ -328,16 +254,9 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
     close(deadlineMs) {
       closed ??= (async () => {
         closing = true;
-        clearTimeout(tokenTimer);
-        if (inFlight > 0 && link.connected) {
-          let timer: NodeJS.Timeout | undefined;
-          await new Promise<void>((resolve) => {
-            idle = resolve;
-            timer = setTimeout(resolve, deadlineMs);
-            link.once('down', resolve);
-          });
-          clearTimeout(timer);
-        }
+        clearTimeout(paceTimer);
+        if (link.connected)
+          await inFlight.idle(deadlineMs, new Promise<void>((resolve) => link.once('down', () => resolve())));
         await link.close();
         await session.drain();
       })();

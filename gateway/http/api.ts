@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import type { Counters, DeviceRecord } from '../domain/model.js';
 import type { TelemetryStore } from '../ingest/store-port.js';
 import { DEVICE_ID_RE } from '../domain/topics.js';
+import type { ByQos, DeadLettersView, DevicesView, ErrorView, HealthView, ReadingsView, StatsView } from './views.js';
 
 export interface ApiDeps {
   store: TelemetryStore;
@@ -17,7 +18,7 @@ export interface ApiDeps {
 
 class BadRequest extends Error {}
 
-function byQos(c: readonly [Counters, Counters, Counters]) {
+function byQos(c: readonly [Counters, Counters, Counters]): ByQos<Counters> {
   return { qos0: c[0], qos1: c[1], qos2: c[2] };
 }
 
@@ -42,11 +43,12 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       /^\/healthz$/,
       async (_m, _p, res) => {
         const reason = deps.unhealthyReason();
-        send(res, reason === null ? 200 : 503, reason === null ? { status: 'ok' } : { status: 'unavailable', reason });
+        const body: HealthView = reason === null ? { status: 'ok' } : { status: 'unavailable', reason };
+        send(res, reason === null ? 200 : 503, body);
       },
     ],
     [/^\/metrics$/, async (_m, _p, res) => send(res, 200, await deps.registry.metrics(), deps.registry.contentType)],
-    [/^\/api\/v1\/stats$/, async (_m, _p, res) => send(res, 200, byQos(deps.totals()))],
+    [/^\/api\/v1\/stats$/, async (_m, _p, res) => send(res, 200, byQos(deps.totals()) satisfies StatsView)],
     [/^\/api\/v1\/forwarding$/, async (_m, _p, res) => send(res, 200, await deps.forwarding())],
     [
       /^\/api\/v1\/devices$/,
@@ -62,7 +64,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
             bootResets: d.bootResets,
             counters: byQos(d.counters),
           }));
-        send(res, 200, { devices });
+        send(res, 200, { devices } satisfies DevicesView);
       },
     ],
     [
@@ -81,7 +83,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           ...(toTs === undefined ? {} : { toTs }),
           ...(cursor === undefined ? {} : { cursor }),
         });
-        send(res, 200, { readings: page.items, next: page.next });
+        send(res, 200, { readings: page.items, next: page.next } satisfies ReadingsView);
       },
     ],
     [
@@ -92,7 +94,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           ...d,
           payload: Buffer.from(d.payload).toString('base64'),
         }));
-        send(res, 200, { deadLetters: items });
+        send(res, 200, { deadLetters: items } satisfies DeadLettersView);
       },
     ],
   ];
@@ -100,15 +102,18 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   return async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = routes.find(([re]) => re.test(url.pathname));
-    if (!route) return send(res, 404, { error: 'GW_HTTP_NOT_FOUND', message: `no route ${url.pathname}` });
+    if (!route)
+      return send(res, 404, { error: 'GW_HTTP_NOT_FOUND', message: `no route ${url.pathname}` } satisfies ErrorView);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return send(res, 405, { error: 'GW_HTTP_METHOD', message: 'only GET is supported' });
+      return send(res, 405, { error: 'GW_HTTP_METHOD', message: 'only GET is supported' } satisfies ErrorView);
     }
     try {
       await route[1](url.pathname.match(route[0]) as RegExpMatchArray, url.searchParams, res);
     } catch (err) {
-      if (err instanceof BadRequest) return send(res, 400, { error: 'GW_HTTP_BAD_REQUEST', message: err.message });
-      send(res, 500, { error: 'GW_HTTP_INTERNAL', message: (err as Error).message });
+      if (err instanceof BadRequest) {
+        return send(res, 400, { error: 'GW_HTTP_BAD_REQUEST', message: err.message } satisfies ErrorView);
+      }
+      send(res, 500, { error: 'GW_HTTP_INTERNAL', message: (err as Error).message } satisfies ErrorView);
     }
   };
 }

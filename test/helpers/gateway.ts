@@ -43,12 +43,3 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     close: () => gateway.close(),
   };
 }
-
-export async function getJson<T = unknown>(url: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(url);
-  const text = await res.text();
-  return {
-    status: res.status,
-    body: (res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text) as T,
-  };
-}

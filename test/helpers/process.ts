@@ -2,8 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { onTestFinished } from 'vitest';
+import { builtScript } from './built.js';
 
-export const GATEWAY_MAIN = 'dist/gateway/main.js';
+export const GATEWAY_MAIN = builtScript('dist/gateway/main.js');
 
 export interface Spawned {
   child: ChildProcess;

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { StoredReading } from '../../gateway/domain/model.js';
 import { controlledDb, type ControlledDb } from '../helpers/controlled-db.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 
 async function gatewayWithControlledDb() {
   let ctl: ControlledDb | undefined;
@@ -17,7 +18,7 @@ async function gatewayWithControlledDb() {
 }
 
 async function stored(httpUrl: string, id: string): Promise<StoredReading[]> {
-  return (await getJson<{ readings: StoredReading[] }>(`${httpUrl}/api/v1/devices/${id}/readings`)).body.readings;
+  return (await api(httpUrl).readings(id)).body.readings;
 }
 
 describe('the ack waits for the durable write', () => {
@@ -65,18 +66,14 @@ describe('the ack waits for the durable write', () => {
     expect(closes).toBeGreaterThanOrEqual(1);
     expect(acks).toHaveLength(1);
     expect((await stored(gw.httpUrl, 'flaky')).map((r) => `${r.boot}:${r.seq}`)).toEqual(['1:0']);
-    const devices = (
-      await getJson<{ devices: { id: string; counters: Record<string, Record<string, number>> }[] }>(
-        `${gw.httpUrl}/api/v1/devices`,
-      )
-    ).body.devices;
+    const devices = (await api(gw.httpUrl).devices()).body.devices;
     // The failed attempt left no trace in the durable counters; the retry counts once.
     expect(devices.find((d) => d.id === 'flaky')?.counters.qos1).toMatchObject({
       received: 1,
       stored: 1,
       duplicate: 0,
     });
-    expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
+    expect((await api(gw.httpUrl).health()).status).toBe(200);
   });
 
   it('reports the failing store on /healthz until a write succeeds again', async () => {
@@ -86,11 +83,11 @@ describe('the ack waits for the durable write', () => {
     const closed = new Promise<void>((resolve) => dev.once('close', () => resolve()));
     dev.publish(telemetryTopic('h'), payload(reading(1, 0)), { qos: 1 });
     await closed;
-    const health = await getJson<{ status: string; reason: string }>(`${gw.httpUrl}/healthz`);
+    const health = await api(gw.httpUrl).health();
     expect(health.status).toBe(503);
     expect(health.body.reason).toMatch(/disk gone/);
     const again = await connectDevice(gw.mqttUrl, 'h2');
     await again.publishAsync(telemetryTopic('h2'), payload(reading(1, 0)), { qos: 1 });
-    expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
+    expect((await api(gw.httpUrl).health()).status).toBe(200);
   });
 });

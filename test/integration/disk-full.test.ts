@@ -3,7 +3,8 @@ import { statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const MB = 1024 * 1024;
@@ -29,15 +30,14 @@ describe('disk full', () => {
       config: { store: { minFreeBytes: 4 * MB, diskCheckMs: 20 } },
     });
     const dev = await connectDevice(gw.mqttUrl, 'disk', { reconnectPeriod: 50 });
-    const stored = async () =>
-      (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/disk/readings`)).body.readings.length;
+    const stored = async () => (await api(gw.httpUrl).readings('disk')).body.readings.length;
     await dev.publishAsync(telemetryTopic('disk'), payload(reading(1, 0)), { qos: 1 });
 
     // Fill the filesystem to 1 MiB below the reserve.
     const filler = join(fs, 'filler');
     await writeFile(filler, Buffer.alloc((await free(fs)) - 3 * MB));
-    await expect.poll(async () => (await getJson(`${gw.httpUrl}/healthz`)).status).toBe(503);
-    expect((await getJson<{ reason: string }>(`${gw.httpUrl}/healthz`)).body.reason).toMatch(/disk nearly full/);
+    await expect.poll(async () => (await api(gw.httpUrl).health()).status).toBe(503);
+    expect((await api(gw.httpUrl).health()).body.reason).toMatch(/disk nearly full/);
 
     let acked = false;
     const closed = new Promise<void>((resolve) => dev.once('close', () => resolve()));
@@ -51,8 +51,8 @@ describe('disk full', () => {
     await unlink(filler);
     await pending;
     expect(await stored()).toBe(2);
-    expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
-    const metrics = (await getJson<string>(`${gw.httpUrl}/metrics`)).body;
+    expect((await api(gw.httpUrl).health()).status).toBe(200);
+    const metrics = (await api(gw.httpUrl).metrics()).body;
     expect(Number(/sensorgate_disk_free_bytes (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(4 * MB);
   });
 });

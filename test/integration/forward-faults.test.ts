@@ -2,7 +2,8 @@ import type { AedesPublishPacket, Client } from 'aedes';
 import { describe, expect, it } from 'vitest';
 import { startAedesUpstream, type AedesUpstream } from '../helpers/aedes-upstream.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 
 const GATEWAY_CLIENT = 'sensorgate-gw-f';
 const upstreamConfig = (url: string) => ({
@@ -26,7 +27,7 @@ function deliveries(upstream: AedesUpstream, onDelivery?: (packet: AedesPublishP
 }
 
 async function backlogReadings(httpUrl: string): Promise<number> {
-  return (await getJson<{ backlog: { readings: number } }>(`${httpUrl}/api/v1/forwarding`)).body.backlog.readings;
+  return (await api(httpUrl).forwarding()).body.backlog.readings;
 }
 
 describe('forwarding against an upstream that misbehaves (a second Aedes)', () => {
@@ -49,7 +50,7 @@ describe('forwarding against an upstream that misbehaves (a second Aedes)', () =
     await expect.poll(() => backlogReadings(gw.httpUrl), { timeout: 20_000 }).toBe(0);
     expect(counts.size).toBe(n);
     expect([...counts.values()].every((c) => c === 1)).toBe(true);
-    const status = (await getJson<{ reconnects: number }>(`${gw.httpUrl}/api/v1/forwarding`)).body;
+    const status = (await api(gw.httpUrl).forwarding()).body;
     expect(status.reconnects).toBeGreaterThanOrEqual(5);
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 import { freePort, startMosquitto, subscribeUpstream, type Received } from '../helpers/mosquitto.js';
 
 type Forwarding = {
@@ -18,7 +19,7 @@ const upstreamConfig = (url: string, extra: Record<string, unknown> = {}) => ({
 });
 
 async function forwarding(httpUrl: string): Promise<Forwarding> {
-  return (await getJson<Forwarding>(`${httpUrl}/api/v1/forwarding`)).body;
+  return (await api(httpUrl).forwarding()).body;
 }
 
 function seqsOf(received: Received[], deviceId: string): number[] {
@@ -91,7 +92,7 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     const during = await forwarding(gw.httpUrl);
     expect(during.backlog.readings).toBe(backlog);
     expect(during.backlog.bytes).toBeGreaterThan(0);
-    const metrics = (await getJson<string>(`${gw.httpUrl}/metrics`)).body;
+    const metrics = (await api(gw.httpUrl).metrics()).body;
     expect(metrics).toMatch(new RegExp(`sensorgate_backlog_readings ${backlog}`));
 
     await broker.start();
@@ -108,7 +109,7 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     expect(cloud.received.filter((r) => r.body.deviceId === 'out').every((r) => r.body.hist === true)).toBe(true);
     expect(cloud.received.filter((r) => r.body.deviceId === 'live').every((r) => r.body.hist === undefined)).toBe(true);
     await expect.poll(async () => (await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
-    expect((await getJson<string>(`${gw.httpUrl}/metrics`)).body).toMatch(/sensorgate_backlog_readings 0/);
+    expect((await api(gw.httpUrl).metrics()).body).toMatch(/sensorgate_backlog_readings 0/);
   });
 
   it('stops acking QoS 1/2 when the backlog budget is reached, drops nothing, and resumes when it drains', async () => {
@@ -128,12 +129,11 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     }
     expect(refused).toBeDefined();
     expect(acked).toBeGreaterThan(5);
-    const health = await getJson<{ reason: string }>(`${gw.httpUrl}/healthz`);
+    const health = await api(gw.httpUrl).health();
     expect(health.status).toBe(503);
     expect(health.body.reason).toMatch(/backlog budget/);
-    expect((await getJson<string>(`${gw.httpUrl}/metrics`)).body).toMatch(/sensorgate_backlog_full 1/);
-    const stored = async () =>
-      (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/full/readings`)).body.readings.length;
+    expect((await api(gw.httpUrl).metrics()).body).toMatch(/sensorgate_backlog_full 1/);
+    const stored = async () => (await api(gw.httpUrl).readings('full')).body.readings.length;
     expect(await stored()).toBe(acked);
 
     await startMosquitto({ port });
@@ -141,7 +141,7 @@ describe('forwarding to a real upstream broker (Mosquitto)', () => {
     expect(await stored()).toBe(acked + 1);
     await expect.poll(async () => (await forwarding(gw.httpUrl)).acked[1], { timeout: 10_000 }).toBe(acked + 1);
     expect((await forwarding(gw.httpUrl)).backlog.readings).toBe(0);
-    expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
+    expect((await api(gw.httpUrl).health()).status).toBe(200);
   });
 
   it('with MQTT 5 carries mid as a user property and batches the backlog per device', async () => {

@@ -2,29 +2,10 @@ import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import type { Packet } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import type { StoredReading } from '../../gateway/domain/model.js';
+import type { ReadingsView } from '../../gateway/http/views.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
-
-type Readings = { readings: StoredReading[]; next: string | null };
-type DeviceView = {
-  id: string;
-  boot: number;
-  highSeq: number;
-  lastSeen: number;
-  counters: Record<string, Record<string, number>>;
-};
-
-async function readingsOf(httpUrl: string, deviceId: string, query = ''): Promise<StoredReading[]> {
-  const { status, body } = await getJson<Readings>(`${httpUrl}/api/v1/devices/${deviceId}/readings${query}`);
-  expect(status).toBe(200);
-  return body.readings;
-}
-
-async function device(httpUrl: string, id: string): Promise<DeviceView | undefined> {
-  const { body } = await getJson<{ devices: DeviceView[] }>(`${httpUrl}/api/v1/devices`);
-  return body.devices.find((d) => d.id === id);
-}
+import { api, deviceView as device, readingsOf } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 
 describe('ingest over real MQTT into LevelDB', () => {
   it('stores readings at QoS 0, 1 and 2 in CBOR and JSON and returns them field for field', async () => {
@@ -45,7 +26,7 @@ describe('ingest over real MQTT into LevelDB', () => {
       const s = stored.find((x) => x.seq === r.seq);
       expect(s).toEqual({ deviceId: 'ws-1', boot: r.boot, seq: r.seq, ts: r.ts, rx: expect.any(Number), qos, m: r.m });
     }
-    const stats = await getJson<Record<string, { received: number; stored: number }>>(`${gw.httpUrl}/api/v1/stats`);
+    const stats = await api(gw.httpUrl).stats();
     expect(stats.body.qos0).toMatchObject({ received: 2, stored: 2 });
     expect(stats.body.qos1).toMatchObject({ received: 2, stored: 2 });
     expect(stats.body.qos2).toMatchObject({ received: 2, stored: 2 });
@@ -142,7 +123,7 @@ describe('ingest over real MQTT into LevelDB', () => {
     let pages = 0;
     do {
       const q: string = `?limit=10${cursor ? `&cursor=${cursor}` : ''}`;
-      const page: Readings = (await getJson<Readings>(`${gw.httpUrl}/api/v1/devices/pg/readings${q}`)).body;
+      const page: ReadingsView = (await api(gw.httpUrl).readings('pg', q)).body;
       seen.push(...page.readings.map((r) => r.seq));
       cursor = page.next;
       pages++;
@@ -152,8 +133,8 @@ describe('ingest over real MQTT into LevelDB', () => {
     const t0 = reading(1, 0).ts;
     const ranged = await readingsOf(gw.httpUrl, 'pg', `?from=${t0 + 5000}&to=${t0 + 7000}`);
     expect(ranged.map((r) => r.seq)).toEqual([5, 6, 7]);
-    expect((await getJson(`${gw.httpUrl}/api/v1/devices/pg/readings?limit=0`)).status).toBe(400);
-    expect((await getJson(`${gw.httpUrl}/api/v1/devices/pg/readings?from=x`)).status).toBe(400);
+    expect((await api(gw.httpUrl).readings('pg', '?limit=0')).status).toBe(400);
+    expect((await api(gw.httpUrl).readings('pg', '?from=x')).status).toBe(400);
   });
 
   it('stores foreign readings with a gateway sequence and drops equal content within the window', async () => {
@@ -200,9 +181,7 @@ describe('ingest over real MQTT into LevelDB', () => {
     await good.publishAsync(telemetryTopic('good'), payload(reading(1, 0)), { qos: 1 });
     expect(await readingsOf(gw.httpUrl, 'good')).toHaveLength(1);
 
-    const { body } = await getJson<{
-      deadLetters: { topic: string; code: string; reason: string; payload: string; deviceId: string | null }[];
-    }>(`${gw.httpUrl}/api/v1/deadletter?limit=50`);
+    const { body } = await api(gw.httpUrl).deadLetters('?limit=50');
     const letters = [...body.deadLetters].reverse();
     expect(letters.map((l) => [l.topic, l.code])).toEqual(cases.map(([t, , c]) => [t, c]));
     letters.forEach((l, i) => {
@@ -211,7 +190,7 @@ describe('ingest over real MQTT into LevelDB', () => {
     });
     expect(letters.at(-1)?.deviceId).toBeNull();
     expect((await device(gw.httpUrl, 'b1'))?.counters.qos1).toMatchObject({ received: 6, rejected: 6, stored: 0 });
-    const stats = await getJson<Record<string, { rejected: number }>>(`${gw.httpUrl}/api/v1/stats`);
+    const stats = await api(gw.httpUrl).stats();
     expect(stats.body.qos1?.rejected).toBe(7);
   });
 
@@ -220,13 +199,13 @@ describe('ingest over real MQTT into LevelDB', () => {
     const dev = await connectDevice(gw.mqttUrl, 'mx');
     await dev.publishAsync(telemetryTopic('mx'), payload(reading(1, 0)), { qos: 1 });
     await dev.publishAsync(telemetryTopic('mx'), payload(reading(1, 0)), { qos: 1 });
-    expect(await getJson(`${gw.httpUrl}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
-    const metrics = (await getJson<string>(`${gw.httpUrl}/metrics`)).body;
+    expect(await api(gw.httpUrl).health()).toEqual({ status: 200, body: { status: 'ok' } });
+    const metrics = (await api(gw.httpUrl).metrics()).body;
     expect(metrics).toMatch(/sensorgate_readings_total\{outcome="stored",qos="1"\} 1/);
     expect(metrics).toMatch(/sensorgate_readings_total\{outcome="duplicate",qos="1"\} 1/);
     expect(metrics).toMatch(/sensorgate_connected_clients 1/);
     expect(metrics).toMatch(/sensorgate_commit_write_seconds_count\{sync="true"\} [1-9]/);
     expect(metrics).toMatch(/sensorgate_ack_latency_seconds_count\{qos="1"\} 2/);
-    expect((await getJson(`${gw.httpUrl}/nope`)).status).toBe(404);
+    expect((await api(gw.httpUrl).get('/nope')).status).toBe(404);
   });
 });

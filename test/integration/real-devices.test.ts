@@ -2,33 +2,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import type { DeadLetter, StoredReading } from '../../gateway/domain/model.js';
+import type { StoredReading } from '../../gateway/domain/model.js';
+import type { DeadLetterView } from '../../gateway/http/views.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { api, deviceView as device, readingsOf } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 
-type DeviceView = {
-  id: string;
-  boot: number;
-  highSeq: number;
-  bootResets: number;
-  counters: Record<string, Record<string, number>>;
-};
-
-async function readingsOf(httpUrl: string, deviceId: string): Promise<StoredReading[]> {
-  const { status, body } = await getJson<{ readings: StoredReading[] }>(
-    `${httpUrl}/api/v1/devices/${deviceId}/readings`,
-  );
-  expect(status).toBe(200);
-  return body.readings;
-}
-
-async function device(httpUrl: string, id: string): Promise<DeviceView | undefined> {
-  const { body } = await getJson<{ devices: DeviceView[] }>(`${httpUrl}/api/v1/devices`);
-  return body.devices.find((d) => d.id === id);
-}
-
-async function deadLetters(httpUrl: string): Promise<DeadLetter[]> {
-  return (await getJson<{ deadLetters: DeadLetter[] }>(`${httpUrl}/api/v1/deadletter`)).body.deadLetters;
+async function deadLetters(httpUrl: string): Promise<DeadLetterView[]> {
+  return (await api(httpUrl).deadLetters()).body.deadLetters;
 }
 
 const keys = (rs: StoredReading[]) => rs.map((r) => `${r.boot}:${r.seq}`).sort();
@@ -84,9 +65,7 @@ describe('readings real devices send', () => {
     expect(keys(await readingsOf(gw.httpUrl, 'ws-c'))).toEqual(['2:2', '2:3', '9:0', '9:1', '9:2', '9:3', '9:4']);
     const letters = await deadLetters(gw.httpUrl);
     expect(letters.map((l) => l.code)).toEqual(['GW_STALE', 'GW_STALE']);
-    expect(
-      letters.map((l) => JSON.parse(Buffer.from(l.payload as unknown as string, 'base64').toString()).seq),
-    ).toEqual([1, 0]);
+    expect(letters.map((l) => JSON.parse(Buffer.from(l.payload, 'base64').toString()).seq)).toEqual([1, 0]);
     expect(await device(gw.httpUrl, 'ws-c')).toMatchObject({ boot: 2, highSeq: 3, bootResets: 1 });
   });
 
@@ -100,9 +79,7 @@ describe('readings real devices send', () => {
     });
     const deviceTs = Date.now();
     await dev.publishAsync(telemetryTopic('ws-t'), payload({ ...reading(1, 2), ts: deviceTs }), { qos: 1 });
-    const { body } = await getJson<{ readings: StoredReading[] }>(
-      `${gw.httpUrl}/api/v1/devices/ws-t/readings?from=${before}`,
-    );
+    const { body } = await api(gw.httpUrl).readings('ws-t', `?from=${before}`);
     const bySeq = new Map(body.readings.map((r) => [r.seq, r]));
     expect(bySeq.size).toBe(3);
     for (const seq of [0, 1]) {

@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { builtScript } from '../helpers/built.js';
 
 describe('bench smoke run', () => {
   it('ingest-path prints one row per stage with a rate and a CPU cost', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [
-      'dist/bench/ingest-path.js',
+      builtScript('dist/bench/ingest-path.js'),
       '--readings',
       '3000',
       '--devices',

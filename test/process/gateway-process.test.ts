@@ -5,7 +5,7 @@ import type { Packet } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import type { StoredReading } from '../../gateway/domain/model.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
 import { spawnGateway, startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -15,9 +15,7 @@ async function allReadings(httpBase: string, id: string): Promise<StoredReading[
   do {
     const q: string = cursor ? `&cursor=${cursor}` : '';
     const page: { readings: StoredReading[]; next: string | null } = (
-      await getJson<{ readings: StoredReading[]; next: string | null }>(
-        `${httpBase}/api/v1/devices/${id}/readings?limit=1000${q}`,
-      )
+      await api(httpBase).readings(id, `?limit=1000${q}`)
     ).body;
     out.push(...page.readings);
     cursor = page.next;

@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { getJson } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
 import { startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { builtScript } from '../helpers/built.js';
 
 describe('QoS 0 flood', () => {
   it('100 publishers flooding QoS 0 with a subscriber attached: the gateway survives, stores every reading and stays bounded in memory', {
@@ -15,7 +16,7 @@ describe('QoS 0 flood', () => {
     const gen = spawn(
       process.execPath,
       [
-        'dist/bench/loadgen.js',
+        builtScript('dist/bench/loadgen.js'),
         '--port',
         String(gw.ready.mqtt.port),
         '--clients',
@@ -37,9 +38,9 @@ describe('QoS 0 flood', () => {
 
     expect(gw.child.exitCode).toBeNull();
     const http = `http://127.0.0.1:${gw.ready.http.port}`;
-    expect((await getJson(`${http}/healthz`)).status).toBe(200);
+    expect((await api(http).health()).status).toBe(200);
     await expect
-      .poll(async () => (await getJson<{ qos0: { stored: number } }>(`${http}/api/v1/stats`)).body.qos0.stored, {
+      .poll(async () => (await api(http).stats()).body.qos0.stored, {
         timeout: 20_000,
       })
       .toBe(sent);

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
 import { startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -72,11 +72,9 @@ describe('QoS 2 telemetry across a crash between PUBREC and PUBREL', () => {
     expect(seen).toEqual([body.toString(), newer.toString()]);
 
     const http = `http://127.0.0.1:${second.ready.http.port}`;
-    const { body: page } = await getJson<{ readings: { seq: number }[] }>(`${http}/api/v1/devices/ws-q2/readings`);
+    const { body: page } = await api(http).readings('ws-q2');
     expect(page.readings.map((r) => r.seq)).toEqual([1, 2]);
-    const { body: devices } = await getJson<{
-      devices: { id: string; counters: Record<string, Record<string, number>> }[];
-    }>(`${http}/api/v1/devices`);
+    const { body: devices } = await api(http).devices();
     expect(devices.devices.find((d) => d.id === 'ws-q2')?.counters.qos2).toMatchObject({
       received: 3,
       stored: 2,

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
-import { getJson, startTestGateway } from '../helpers/gateway.js';
+import { api } from '../helpers/api.js';
+import { startTestGateway } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const READINGS = 3000;
@@ -37,10 +38,9 @@ async function damagedCopy(source: string, damage: (dir: string, files: string[]
 
 async function startAndCount(dataDir: string) {
   const gw = await startTestGateway({ dataDir });
-  expect((await getJson(`${gw.httpUrl}/healthz`)).status).toBe(200);
-  const readings = (await getJson<{ readings: unknown[] }>(`${gw.httpUrl}/api/v1/devices/heal/readings?limit=10000`))
-    .body.readings.length;
-  const metrics = (await getJson<string>(`${gw.httpUrl}/metrics`)).body;
+  expect((await api(gw.httpUrl).health()).status).toBe(200);
+  const readings = (await api(gw.httpUrl).readings('heal', '?limit=10000')).body.readings.length;
+  const metrics = (await api(gw.httpUrl).metrics()).body;
   const lostBytes = Number(/sensorgate_store_repair_lost_bytes (\d+)/.exec(metrics)?.[1]);
   // The gateway goes on taking readings after the repair.
   const dev = await connectDevice(gw.mqttUrl, 'after');

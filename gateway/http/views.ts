@@ -1,0 +1,45 @@
+/** The JSON bodies the HTTP API answers with: one definition for the handlers and for any client (the tests'). */
+import type { Counters, DeadLetter, StoredReading } from '../domain/model.js';
+
+export type HealthView = { status: 'ok' } | { status: 'unavailable'; reason: string };
+
+export interface ByQos<T> {
+  qos0: T;
+  qos1: T;
+  qos2: T;
+}
+
+export type StatsView = ByQos<Counters>;
+
+export interface DeviceView {
+  id: string;
+  boot: number | null;
+  highSeq: number | null;
+  lastSeen: number;
+  bootResets: number;
+  counters: ByQos<Counters>;
+}
+
+export interface DevicesView {
+  devices: DeviceView[];
+}
+
+export interface ReadingsView {
+  readings: StoredReading[];
+  /** Cursor of the next page, or null at the end. */
+  next: string | null;
+}
+
+export type DeadLetterView = Omit<DeadLetter, 'payload'> & {
+  /** The raw bytes, base64. */
+  payload: string;
+};
+
+export interface DeadLettersView {
+  deadLetters: DeadLetterView[];
+}
+
+export interface ErrorView {
+  error: 'GW_HTTP_NOT_FOUND' | 'GW_HTTP_METHOD' | 'GW_HTTP_BAD_REQUEST' | 'GW_HTTP_INTERNAL';
+  message: string;
+}

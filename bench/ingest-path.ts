@@ -86,7 +86,6 @@ await measureSync('decode + validate + dedup', (i) => {
 const log = createLogger('silent', false);
 const newMetrics = () =>
   createMetrics({
-    connectedClients: () => 0,
     backlog: () => ({ readings: 0, bytes: 0, full: false }),
     diskFreeBytes: () => 0,
     repairLostBytes: () => 0,
@@ -135,7 +134,7 @@ async function runIngest(stage: string, store: TelemetryStore, syncWrites: boole
 
 // A store whose write does nothing: the ingest's own work (records, counters, group commit, metrics) without storage.
 const nullStore: TelemetryStore = {
-  loadDevices: async () => [],
+  loadDevices: async () => ({ records: [], unreadable: 0 }),
   lastGseq: async () => 0,
   write: () => new Promise((resolve) => setImmediate(resolve)),
   readings: async () => ({ items: [], next: null }),
@@ -146,7 +145,7 @@ await runIngest('ingest, storage a no-op', nullStore, true);
 
 for (const sync of [false, true]) {
   const dir = await mkdtemp(join(tmpdir(), 'sensorgate-ingest-path-'));
-  const store = await LevelStore.open(dir, undefined, false);
+  const { store } = await LevelStore.open(dir, undefined, false);
   try {
     await runIngest(sync ? 'ingest + LevelDB, synced (the default)' : 'ingest + LevelDB, no fsync', store, sync);
   } finally {

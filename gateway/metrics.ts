@@ -1,16 +1,16 @@
 /** Prometheus metrics. One registry per gateway, so that several gateways (tests) can live in one process. */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BrokerMetrics } from './broker/broker.js';
 import type { AckMetrics } from './broker/hooks.js';
 import { COUNTER_NAMES, type Outcome, type Qos } from './domain/model.js';
 import type { ForwarderMetrics } from './forward/forwarder.js';
 import type { IngestMetrics } from './ingest/ingest.js';
 
-export interface Metrics extends IngestMetrics, AckMetrics, ForwarderMetrics {
+export interface Metrics extends IngestMetrics, AckMetrics, BrokerMetrics, ForwarderMetrics {
   readonly registry: Registry;
 }
 
 export interface MetricSources {
-  connectedClients(): number;
   backlog(): { readings: number; bytes: number; full: boolean };
   diskFreeBytes(): number;
   /** Bytes of unreadable files moved aside when the store was repaired at start-up (0 when it was not). */
@@ -127,13 +127,10 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(sources.repairLostBytes());
     },
   });
-  new Gauge({
+  const connected = new Gauge({
     name: 'sensorgate_connected_clients',
     help: 'MQTT clients connected to the embedded broker',
     registers: [registry],
-    collect() {
-      this.set(sources.connectedClients());
-    },
   });
 
   // Per-message metrics go through label-bound children: prom-client hashes a label object on every call otherwise.
@@ -158,6 +155,7 @@ export function createMetrics(sources: MetricSources): Metrics {
       writeSeconds.observe({ sync: String(sync) }, ms / 1000);
     },
     ack: (qos, ms) => (ackChildren[qos] as ReturnType<typeof ackSeconds.labels>).observe(ms / 1000),
+    connectedClients: (count) => connected.set(count),
     storeFailure: () => failures.inc(),
     bootReset: () => bootResets.inc(),
     forwarded: (qos, n) => forwarded.inc({ qos: String(qos) }, n),

@@ -18,7 +18,13 @@ export interface BrokerOptions {
   authorizePublish: NonNullable<AedesOptions['authorizePublish']>;
   /** Where sessions, retained messages, wills and inbound QoS 2 state live (default: Aedes's in-memory store). */
   persistence?: AedesOptions['persistence'];
+  metrics: BrokerMetrics;
   log: Logger;
+}
+
+export interface BrokerMetrics {
+  /** The number of connected clients, after each connect and disconnect. */
+  connectedClients(count: number): void;
 }
 
 export interface Broker {
@@ -55,6 +61,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       { cause: err },
     );
   }
+  const countClients = () => opts.metrics.connectedClients(aedes.connectedClients);
+  aedes.on('client', countClients);
+  aedes.on('clientDisconnect', countClients);
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) =>
     log.debug({ clientId: client.id, err: err.message }, 'connection error'),

@@ -1,5 +1,5 @@
 /**
- * Per-device sequence deduplication (DESIGN.md "Deduplication"). Pure: state in, verdict and new state out; the
+ * Per-device sequence deduplication (docs/architecture.md, "Deduplication"). Pure: state in, verdict and new state out; the
  * input state is never mutated, so a caller can keep the last durable state and roll back to it.
  *
  * An epoch is one boot of a device. Its window is a ring of W bits: bit (s mod W) says whether seq s was seen, and it
@@ -14,8 +14,9 @@ export interface EpochState {
   readonly bits: number;
   /**
    * The W bits, 32 per element, as small integers in a plain array. Not a Uint8Array: a new or late reading copies
-   * the window, and a 128-byte typed array's backing store lives outside the V8 heap (≈ 1 µs to copy, against
-   * ≈ 0.1 µs here); 32 bits per element keep the copy small for the young-generation GC. The store keeps it as bytes.
+   * the window, and a typed array's backing store lives outside the V8 heap, which makes that copy many times dearer
+   * (docs/benchmarks.md, "Changes"); 32 bits per element keep the copy small for the young-generation GC. The store
+   * keeps it as bytes.
    */
   readonly window: readonly number[];
 }

@@ -1,6 +1,25 @@
 /**
- * Stable error codes. Messages may change between releases; codes may not.
+ * Every stable error code, in one place. Messages may change between releases; codes may not.
  */
+
+/** Why a payload was kept as a dead letter instead of stored (README, "Dead letters"). */
+export type RejectCode =
+  | 'GW_PAYLOAD_TOO_LARGE'
+  | 'GW_PAYLOAD_UNDECODABLE'
+  | 'GW_PAYLOAD_INVALID'
+  | 'GW_DEVICE_ID_MISMATCH'
+  | 'GW_TOPIC_INVALID';
+
+/** A dead letter's code: a rejected payload, or a valid reading dedup would not store (stale, or a sequence jump). */
+export type DeadLetterCode = RejectCode | 'GW_STALE' | 'GW_SEQ_JUMP';
+
+/** Why QoS 1/2 readings are not acked for now. */
+export type RefusalCode = 'GW_BACKLOG_FULL' | 'GW_DISK_FULL';
+
+/** The `error` field of an HTTP API error body. */
+export type HttpErrorCode = 'GW_HTTP_NOT_FOUND' | 'GW_HTTP_METHOD' | 'GW_HTTP_BAD_REQUEST' | 'GW_HTTP_INTERNAL';
+
+/** Errors of the process itself: config, store, listeners. */
 export type GatewayErrorCode =
   | 'GW_CONFIG_INVALID'
   | 'GW_CONFIG_UNREADABLE'
@@ -9,8 +28,7 @@ export type GatewayErrorCode =
   | 'GW_STORE_WRITE_FAILED'
   | 'GW_STORE_READ_FAILED'
   | 'GW_LISTEN_FAILED'
-  | 'GW_BACKLOG_FULL'
-  | 'GW_DISK_FULL';
+  | RefusalCode;
 
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;

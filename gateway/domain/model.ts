@@ -1,5 +1,6 @@
 /** The reading and device model: what a device sent, what the gateway keeps about each device. */
 import type { DedupState } from './dedup.js';
+import type { DeadLetterCode } from './errors.js';
 import type { ForeignState } from './foreign.js';
 
 export type Qos = 0 | 1 | 2;
@@ -65,7 +66,7 @@ export interface DeadLetter {
   clientId: string | null;
   deviceId: string | null;
   qos: Qos;
-  code: string;
+  code: DeadLetterCode;
   reason: string;
   payload: Uint8Array;
 }

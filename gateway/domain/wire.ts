@@ -1,9 +1,10 @@
 /**
- * The device → gateway wire contract, version 1 (DESIGN.md "Wire contract"). This is the only gateway module that
- * device-sim imports; it depends on nothing else in gateway/.
+ * The device → gateway wire contract, version 1 (README.md, "The wire contract"). This is the only gateway module that
+ * device-sim imports; it depends on nothing outside gateway/domain/.
  */
-import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
+import { cborDecoder, cborEncoder } from './codec.js';
+import type { RejectCode } from './errors.js';
 
 /** Valid ranges of the weather measurements; other names are accepted if finite. */
 export const WEATHER_RANGES: Readonly<Record<string, readonly [number, number]>> = Object.freeze({
@@ -68,8 +69,8 @@ const isMap = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
 
 /**
- * The measurements map, checked in one pass. `z.record` with per-key and per-value schemas cost about 1.5 µs of the
- * ≈ 4 µs a reading spent in validation (it builds a new object and an issue list per entry); this is the hot path of
+ * The measurements map, checked in one pass. `z.record` with per-key and per-value schemas builds a new object and
+ * an issue list per entry, most of the validation's cost (docs/benchmarks.md, "Changes"); this is the hot path of
  * every reading, so the map is checked here and zod still reports the issues with their paths.
  */
 const measurements = z.custom<Record<string, number>>().check((ctx) => {
@@ -138,20 +139,8 @@ export type Encoding = 'cbor' | 'json';
  */
 export type DeviceEncoding = Encoding | 'cbor-device';
 
-export type RejectCode =
-  | 'GW_PAYLOAD_TOO_LARGE'
-  | 'GW_PAYLOAD_UNDECODABLE'
-  | 'GW_PAYLOAD_INVALID'
-  | 'GW_DEVICE_ID_MISMATCH'
-  | 'GW_TOPIC_INVALID';
-
 export type Rejection = { ok: false; code: RejectCode; reason: string };
 export type Decoded<T> = { ok: true; value: T; encoding: Encoding } | Rejection;
-
-// mapsAsObjects: the contract is a map with string keys; useRecords off so that plain RFC 8949 CBOR from any
-// device library decodes (cbor-x records are an extension only cbor-x speaks).
-const cborDecoder = new Decoder({ mapsAsObjects: true, useRecords: false });
-const cborEncoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
 
 const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const JSON_START = new Set([...'{["-0123456789tfn'].map((c) => c.charCodeAt(0)));

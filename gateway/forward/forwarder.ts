@@ -1,5 +1,5 @@
 /**
- * The forwarder drains the durable outbox upstream (docs/contract.md, "Upstream"). Its parts:
+ * The forwarder drains the durable outbox upstream (docs/architecture.md, "Upstream contract"). Its parts:
  * - lanes.ts: after every (re)connect, entries committed up to that moment are the backlog: they drain in gseq order
  *   at `backfillRate` (pacer.ts), marked `hist`, optionally `batchSize` per message (batches.ts). Entries committed
  *   after it are live and go first. Within each lane, per-device order is commit order.

@@ -1,8 +1,6 @@
-/** The upstream contract (DESIGN.md "Upstream contract"): topic template and payload of a forwarded reading. */
-import { Encoder } from 'cbor-x';
+/** The upstream contract (docs/architecture.md, "Upstream contract"): topic template and payload of a forwarded reading. */
+import { cborEncoder } from '../domain/codec.js';
 import type { StoredReading } from '../domain/model.js';
-
-const cbor = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
 
 /** The idempotency key a cloud consumer deduplicates on. */
 export function messageId(r: Pick<StoredReading, 'deviceId' | 'boot' | 'seq'>): string {
@@ -30,5 +28,5 @@ export function upstreamTopic(template: string, vars: { prefix: string; gatewayI
 
 /** One reading as an object, or several (a backlog batch) as an array. */
 export function encodeUpstream(body: UpstreamReading | UpstreamReading[], encoding: 'json' | 'cbor'): Buffer {
-  return encoding === 'json' ? Buffer.from(JSON.stringify(body)) : cbor.encode(body);
+  return encoding === 'json' ? Buffer.from(JSON.stringify(body)) : cborEncoder.encode(body);
 }

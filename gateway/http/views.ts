@@ -1,5 +1,6 @@
 /** The JSON bodies the HTTP API answers with: one definition for the handlers and for any client (the tests'). */
 import type { Counters, DeadLetter, StoredReading } from '../domain/model.js';
+import type { HttpErrorCode } from '../domain/errors.js';
 
 export type HealthView = { status: 'ok' } | { status: 'unavailable'; reason: string };
 
@@ -40,6 +41,6 @@ export interface DeadLettersView {
 }
 
 export interface ErrorView {
-  error: 'GW_HTTP_NOT_FOUND' | 'GW_HTTP_METHOD' | 'GW_HTTP_BAD_REQUEST' | 'GW_HTTP_INTERNAL';
+  error: HttpErrorCode;
   message: string;
 }

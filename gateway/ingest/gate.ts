@@ -2,10 +2,11 @@
  * The gate in front of QoS 1/2: while a refusal holds (backlog budget reached, disk nearly full), new QoS 1/2 readings
  * are not acked, so the device keeps them and sends them again later. Each change is logged once.
  */
+import type { RefusalCode } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
 
 export interface Refusal {
-  code: 'GW_BACKLOG_FULL' | 'GW_DISK_FULL';
+  code: RefusalCode;
   reason: string;
 }
 

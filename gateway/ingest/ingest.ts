@@ -95,7 +95,14 @@ type Entry = CommitEntry & Pick<Placement, 'outcomes' | 'missingDelta' | 'reset'
 
 export async function createIngest(deps: IngestDeps): Promise<Ingest> {
   const { store, options, log, metrics, now } = deps;
-  const states = new DeviceStates(await store.loadDevices());
+  const loaded = await store.loadDevices();
+  if (loaded.unreadable > 0) {
+    log.error(
+      { devices: loaded.unreadable },
+      'unreadable device records skipped: those devices start with fresh dedup state',
+    );
+  }
+  const states = new DeviceStates(loaded.records);
   let gseq = await store.lastGseq();
   let lastWriteError: Error | null = null;
   const throttle = new Throttle(options.rejectLogIntervalMs);

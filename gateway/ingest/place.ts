@@ -12,6 +12,7 @@ import {
   type ForeignDedup,
   foreignMeasurements,
 } from '../domain/foreign.js';
+import type { DeadLetterCode } from '../domain/errors.js';
 import type { Counters, DeadLetter, DeviceRecord, Outcome, Qos, StoredReading } from '../domain/model.js';
 import { decodePayload, decodeReading, type Rejection } from '../domain/wire.js';
 import { bump } from './tally.js';
@@ -73,7 +74,7 @@ function deadLetter(
   msg: InboundMessage,
   deviceId: string | null,
   rx: number,
-  code: string,
+  code: DeadLetterCode,
   reason: string,
 ): DeadLetter {
   return { rx, topic: msg.topic, clientId: msg.clientId, deviceId, qos: msg.qos, code, reason, payload: msg.payload };

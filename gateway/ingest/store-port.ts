@@ -26,10 +26,18 @@ export interface ReadingQuery {
   cursor?: string;
 }
 
+export interface LoadedDevices {
+  records: DeviceRecord[];
+  unreadable: number;
+}
+
 /** Durable storage of readings, device state, outbox and dead letters. */
 export interface TelemetryStore {
-  /** All device records, as of the last successful write. */
-  loadDevices(): Promise<DeviceRecord[]>;
+  /**
+   * All device records, as of the last successful write, and how many could not be decoded (after damage): those
+   * devices start with fresh dedup state.
+   */
+  loadDevices(): Promise<LoadedDevices>;
   /** The highest gseq ever written (0 for a new store). */
   lastGseq(): Promise<number>;
   /** Writes all entries in one atomic batch; with `sync`, resolves only after the batch is on disk. */

@@ -1,5 +1,5 @@
 /**
- * Group commit (DESIGN.md "Storage"): while one batch is being written the next one collects; when the writer is
+ * Group commit (docs/architecture.md, "Group commit"): while one batch is being written the next one collects; when the writer is
  * idle a batch goes at once (on the next tick, so the messages Aedes hands over from one socket read share it). At low
  * load one entry costs one write; under load the fsync is shared by the whole batch.
  *

@@ -14,6 +14,7 @@ import {
 import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
 import type {
   CommitEntry,
+  LoadedDevices,
   OutboxEntry,
   OutboxStore,
   ReadingPage,
@@ -24,6 +25,11 @@ import type {
 } from '../ingest/store-port.js';
 
 export type Db = ClassicLevel<string, Uint8Array>;
+
+/** What open() found: a damaged database it repaired, with what it moved aside (null when none was needed). */
+export interface StoreFound {
+  repaired: RepairReport | null;
+}
 type Sub = ReturnType<Db['sublevel']> & { batch: unknown };
 
 const SCHEMA_VERSION = 1;
@@ -44,10 +50,6 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   readonly #deadletter;
   readonly #meta;
   readonly #session;
-  /** Set when open() had to repair a damaged database: what it moved aside. */
-  repaired: RepairReport | null = null;
-  /** Device records that could not be decoded when loaded (after damage); their devices start from scratch. */
-  unreadableDevices = 0;
   #outboxReadings = 0;
   #outboxBytes = 0;
   #closing: Promise<void> | undefined;
@@ -72,7 +74,11 @@ export class LevelStore implements TelemetryStore, OutboxStore {
    * Opens (creating if needed) the database at `dataDir`. `createDb` lets tests pass a ClassicLevel subclass that
    * slows down or fails writes.
    */
-  static async open(dataDir: string, createDb: (dir: string) => Db = defaultDb, verify = true): Promise<LevelStore> {
+  static async open(
+    dataDir: string,
+    createDb: (dir: string) => Db = defaultDb,
+    verify = true,
+  ): Promise<{ store: LevelStore; found: StoreFound }> {
     let db = createDb(dataDir);
     let repaired: RepairReport | null = null;
     try {
@@ -107,7 +113,6 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       }
     }
     const store = new LevelStore(db);
-    store.repaired = repaired;
     const version = await store.#meta.get('schema');
     if (version === undefined) {
       await db.batch(
@@ -124,19 +129,20 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       store.#outboxReadings++;
       store.#outboxBytes += key.length + value.byteLength;
     }
-    return store;
+    return { store, found: { repaired } };
   }
 
-  async loadDevices(): Promise<DeviceRecord[]> {
-    const out: DeviceRecord[] = [];
+  async loadDevices(): Promise<LoadedDevices> {
+    const records: DeviceRecord[] = [];
+    let unreadable = 0;
     for await (const value of this.#devices.values()) {
       try {
-        out.push(decodeDevice(value));
+        records.push(decodeDevice(value));
       } catch {
-        this.unreadableDevices++;
+        unreadable++;
       }
     }
-    return out;
+    return { records, unreadable };
   }
 
   async lastGseq(): Promise<number> {
@@ -154,8 +160,8 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
     if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open');
-    // A chained batch with the sublevels' prefixes applied here (the same bytes the sublevels write): for batches of
-    // hundreds of entries it costs about a third of abstract-level's array batch, and skips its per-put sublevel work.
+    // A chained batch with the sublevels' prefixes applied here (the same bytes the sublevels write): far cheaper than
+    // abstract-level's array batch for hundreds of entries, and no per-put sublevel work (docs/benchmarks.md, "Changes").
     const batch = this.#db.batch();
     const devices = new Map<string, DeviceRecord>();
     let maxGseq = -1;

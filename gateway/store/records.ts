@@ -2,16 +2,13 @@
  * The on-disk value format: CBOR, with a format tag on device records so that a later release can migrate them.
  * Device records are validated when loaded; they decide what gets acked, so a corrupt one must not be trusted.
  */
-import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
+import { cborDecoder, cborEncoder } from '../domain/codec.js';
 import { windowBytes, windowFromBytes, type EpochState } from '../domain/dedup.js';
 import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
 
-const encoder = new Encoder({ mapsAsObjects: true, useRecords: false, variableMapSize: true });
-const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
-
-export const encodeValue = (value: unknown): Uint8Array => encoder.encode(value);
-export const decodeValue = (bytes: Uint8Array): unknown => decoder.decode(bytes);
+export const encodeValue = (value: unknown): Uint8Array => cborEncoder.encode(value);
+export const decodeValue = (bytes: Uint8Array): unknown => cborDecoder.decode(bytes);
 
 const DEVICE_FORMAT = 1;
 
@@ -52,7 +49,7 @@ const epochBytes = (e: EpochState) => ({ boot: e.boot, highSeq: e.highSeq, windo
 
 export function encodeDevice(record: DeviceRecord): Uint8Array {
   const { dedup } = record;
-  return encoder.encode({
+  return cborEncoder.encode({
     f: DEVICE_FORMAT,
     ...record,
     dedup: dedup && {

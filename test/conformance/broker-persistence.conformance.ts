@@ -29,7 +29,7 @@ abstractPersistence({
   test,
   async persistence() {
     const dir = await mkdtemp(join(tmpdir(), 'sensorgate-conformance-'));
-    const store = await LevelStore.open(dir);
+    const { store } = await LevelStore.open(dir);
     opened.push({ store, dir });
     return createBrokerPersistence(store.db);
   },

@@ -184,7 +184,7 @@ describe('tally, throttle and gate', () => {
 class MemoryStore implements TelemetryStore {
   readonly batches: { entries: readonly CommitEntry[]; sync: boolean }[] = [];
   failNext = false;
-  loadDevices = async () => [];
+  loadDevices = async () => ({ records: [], unreadable: 0 });
   lastGseq = async () => 41;
   async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
     if (this.failNext) {

@@ -57,7 +57,7 @@ async function open(clientId: string): Promise<Conn> {
         : reject(new Error(`connect refused: ${JSON.stringify(p)}`));
   });
   parser.on('packet', (p: Packet) => handler(p));
-  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
+  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 600 });
   await connack;
   return { socket, send, onPacket: (fn) => (handler = fn) };
 }

@@ -6,6 +6,7 @@ import { DEVICE_ID_RE, parseTopicPattern } from './domain/topics.js';
 import { DEVICE_CLOCKS } from './domain/clock.js';
 import { FOREIGN_DEDUP } from './domain/foreign.js';
 import { upstreamSchema } from './forward/options.js';
+import { ROLES } from './auth/users-file.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -24,6 +25,28 @@ const foreignRoute = z.strictObject({
   timeField: z.string().min(1).default('Time'),
 });
 
+const filter = z
+  .string()
+  .min(1)
+  .refine((f) => f.split('/').every((l, i, all) => (l === '#' ? i === all.length - 1 : l === '+' || !/[#+]/.test(l))), {
+    message: 'must be an MQTT topic filter (+ and # as whole levels, # only last)',
+  });
+
+const grants = (publish: string[], subscribe: string[]) =>
+  z
+    .strictObject({
+      publish: z.array(filter).default(publish),
+      subscribe: z.array(filter).default(subscribe),
+    })
+    .prefault({});
+
+const LOOPBACK = /^(?:127(?:\.\d{1,3}){3}|::1|localhost)$/;
+
+/** A listener reachable from the LAN needs authentication, unless anonymous access was asked for explicitly. */
+function openListeners(c: { mqtt: { host: string }; http: { host: string } }): string[] {
+  return (['mqtt', 'http'] as const).filter((l) => !LOOPBACK.test(c[l].host));
+}
+
 export const configSchema = z
   .strictObject({
     gatewayId: z.string().regex(DEVICE_ID_RE, `must match ${DEVICE_ID_RE.source}`).default('sensorgate'),
@@ -31,6 +54,35 @@ export const configSchema = z
       .strictObject({
         host: host.default('127.0.0.1'),
         port: port.default(1883),
+        /** A packet declaring more is refused (connection closed) before its body is read. */
+        maxPacketBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(256 * 1024 * 1024)
+          .default(256 * 1024),
+        maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+        /** Time from TCP accept to CONNECT. */
+        connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        /** The largest keepalive a client may ask for; 0 ("never time out") is refused too. */
+        maxKeepaliveSeconds: z.number().int().min(1).max(65_535).default(3600),
+      })
+      .prefault({}),
+    auth: z
+      .strictObject({
+        /** Users with salted hashes and roles (gateway passwd add); null: no users. */
+        usersFile: z.string().min(1).nullable().default(null),
+        /** true: anonymous clients allowed; false: never; unset: only while no users file is configured. */
+        allowAnonymous: z.boolean().nullable().default(null),
+        anonymousRole: z.enum(ROLES).default('admin'),
+        /** What each role may publish and subscribe to; `{prefix}`, `{username}` and `{clientid}` are filled in. */
+        roles: z
+          .strictObject({
+            device: grants(['{prefix}/{username}/#'], ['{prefix}/{username}/#']),
+            reader: grants([], ['#']),
+            admin: grants(['#'], ['#', '$SYS/#']),
+          })
+          .prefault({}),
       })
       .prefault({}),
     http: z
@@ -107,6 +159,27 @@ export const configSchema = z
     }
     if ((c.upstream.tls.cert === null) !== (c.upstream.tls.key === null)) {
       ctx.addIssue({ code: 'custom', path: ['upstream', 'tls'], message: 'cert and key go together' });
+    }
+    const open = openListeners(c);
+    if (open.length > 0 && c.auth.allowAnonymous !== true && (c.auth.usersFile === null || open.includes('http'))) {
+      for (const listener of open) {
+        if (listener === 'mqtt' && c.auth.usersFile !== null) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [listener, 'host'],
+          message:
+            listener === 'mqtt'
+              ? `${c.mqtt.host} is not loopback and no authentication is configured: set auth.usersFile (create users with gateway passwd add) or, to let anyone on the network in, auth.allowAnonymous: true`
+              : `${c.http.host} is not loopback and the HTTP API has no tokens: keep http.host on 127.0.0.1, or set auth.allowAnonymous: true to open it to the network`,
+        });
+      }
+    }
+    if (c.auth.allowAnonymous === false && c.auth.usersFile === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'allowAnonymous'],
+        message: 'false needs auth.usersFile: nobody could connect',
+      });
     }
     if (c.mqtt.port !== 0 && c.mqtt.port === c.http.port && c.mqtt.host === c.http.host) {
       ctx.addIssue({ code: 'custom', path: ['http', 'port'], message: `must differ from mqtt.port (${c.mqtt.port})` });

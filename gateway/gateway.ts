@@ -1,5 +1,7 @@
 /** Composition root: builds every part from the frozen config and injected deps, and owns the shutdown order. */
 import { resolve } from 'node:path';
+import { Access } from './auth/access.js';
+import { createAccessHooks } from './broker/access.js';
 import { startBroker } from './broker/broker.js';
 import { createAuthorizePublish } from './broker/hooks.js';
 import { createBrokerPersistence } from './broker/persistence.js';
@@ -35,6 +37,8 @@ export interface Gateway {
   start(): Promise<{ mqtt: Endpoint; http: Endpoint }>;
   /** Stops accepting, finishes in-flight commits, closes the database. Idempotent. */
   close(): Promise<void>;
+  /** Re-reads the users file (SIGHUP): new connections use it, connected clients keep their grants. */
+  reload(): Promise<void>;
   readonly ingest: Ingest;
 }
 
@@ -46,7 +50,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
   const now = deps.now ?? Date.now;
   /** Closed in reverse: no new API calls, no new devices or messages, queued commits finish, forwarding, the db. */
   const closers: Closer[] = [];
-  let started: Ingest | undefined;
+  let started: { ingest: Ingest; access: Access } | undefined;
   let closing: Promise<void> | undefined;
 
   async function shutdown(): Promise<void> {
@@ -122,8 +126,19 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       ...(forwarder ? { onCommitted: (entries: readonly CommitEntry[]) => forwarder.committed(entries) } : {}),
     });
     closers.push(() => ingest.drain());
-    started = ingest;
 
+    const access = await Access.open(
+      { ...config.auth, prefix: config.ingest.topicPrefix },
+      log.child({ module: 'auth' }),
+    );
+    started = { ingest, access };
+    const accessHooks = createAccessHooks({
+      access,
+      metrics,
+      log: log.child({ module: 'auth' }),
+      now,
+      logIntervalMs: config.ingest.rejectLogIntervalMs,
+    });
     const persistence = createBrokerPersistence(store.db, config.store.syncInboundQos2);
     const broker = await startBroker({
       id: brokerId(config.gatewayId, await store.countStart()),
@@ -135,8 +150,11 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         metrics,
         now,
         storeRetained: (packet) => persistence.storeRetained(packet as never),
+        publishRefusal: accessHooks.publishRefusal,
       }),
       persistence,
+      access: accessHooks,
+      limits: config.mqtt,
       metrics,
       log: log.child({ module: 'broker' }),
     });
@@ -170,7 +188,10 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
   return {
     get ingest() {
       if (!started) throw new TypeError('gateway not started');
-      return started;
+      return started.ingest;
+    },
+    async reload() {
+      await started?.access.reload();
     },
     async start() {
       try {

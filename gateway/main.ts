@@ -5,8 +5,11 @@
  * Precedence: command-line flags > environment (SENSORGATE_*) > config file > schema defaults.
  * Exit codes: 0 clean shutdown, 1 runtime failure or forced shutdown, 2 bad command line or config.
  */
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
+import { addUser, listUsers, removeUser } from './auth/passwd.js';
 import { loadConfig, readConfigFile, type FrozenConfig } from './config.js';
 import { ConfigError, GatewayError } from './domain/errors.js';
 import { createGateway } from './gateway.js';
@@ -17,13 +20,19 @@ const DEFAULT_CONFIG = 'config/gateway.yaml';
 const USAGE = `usage:
   gateway start [--config FILE] [--data-dir DIR] [--host HOST] [--mqtt-port N] [--http-port N]
   gateway check-config [--config FILE]
+  gateway passwd add NAME --role device|reader|admin [--users FILE]   (password: first line of stdin)
+  gateway passwd remove NAME [--users FILE]
+  gateway passwd list [--users FILE]
 
   --config FILE   YAML config (default ${DEFAULT_CONFIG}; env SENSORGATE_CONFIG)
   --data-dir DIR  LevelDB data directory (default ./data; env SENSORGATE_DATA_DIR)
   --host HOST     bind address of the MQTT and HTTP listeners (default 127.0.0.1; env SENSORGATE_HOST)
   --mqtt-port N   MQTT port, 0 = any free port (default 1883; env SENSORGATE_MQTT_PORT)
   --http-port N   HTTP port, 0 = any free port (default 8080; env SENSORGATE_HTTP_PORT)
-  env SENSORGATE_LOG_LEVEL sets log.level, SENSORGATE_GATEWAY_ID sets gatewayId.`;
+  --users FILE    the users file for passwd (default: auth.usersFile of the config)
+  env SENSORGATE_LOG_LEVEL sets log.level, SENSORGATE_GATEWAY_ID sets gatewayId, SENSORGATE_UPSTREAM_PASSWORD sets
+  upstream.password (or upstream.passwordFile names a file holding it).
+  SIGHUP re-reads the users file; SIGTERM and SIGINT shut down.`;
 
 type Raw = Record<string, unknown>;
 
@@ -48,6 +57,7 @@ function applyOverrides(
     httpPort?: string | undefined;
     logLevel?: string | undefined;
     gatewayId?: string | undefined;
+    upstreamPassword?: string | undefined;
   },
 ): unknown {
   if (file === null || typeof file !== 'object' || Array.isArray(file)) return file;
@@ -61,7 +71,32 @@ function applyOverrides(
   if (o.mqttPort !== undefined) section(raw, 'mqtt').port = num(o.mqttPort);
   if (o.httpPort !== undefined) section(raw, 'http').port = num(o.httpPort);
   if (o.logLevel !== undefined) section(raw, 'log').level = o.logLevel;
+  if (o.upstreamPassword !== undefined) section(raw, 'upstream').password = o.upstreamPassword;
   return raw;
+}
+
+/** `upstream.passwordFile`: the password comes from that file (its first line), so the config file holds no secret. */
+async function readPasswordFile(raw: unknown): Promise<unknown> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const upstream = (raw as Raw).upstream as Raw | undefined;
+  const file = upstream?.passwordFile;
+  if (!upstream || typeof file !== 'string') return raw;
+  if (upstream.password != null) {
+    throw new ConfigError([{ path: 'upstream.password', message: 'set either password or passwordFile' }], 'config');
+  }
+  try {
+    upstream.password = (await readFile(file, 'utf8')).split(/\r?\n/)[0] ?? '';
+  } catch (err) {
+    throw new ConfigError([{ path: 'upstream.passwordFile', message: (err as Error).message }], 'config');
+  }
+  return raw;
+}
+
+/** The effective config with its secrets replaced, for check-config. */
+function redacted(config: FrozenConfig): unknown {
+  const copy = structuredClone(config) as { upstream: { password: string | null } };
+  if (copy.upstream.password !== null) copy.upstream.password = '(redacted)';
+  return copy;
 }
 
 async function resolveConfig(argv: string[]): Promise<{ command: string; config: FrozenConfig }> {
@@ -74,11 +109,14 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
       host: { type: 'string' },
       'mqtt-port': { type: 'string' },
       'http-port': { type: 'string' },
+      users: { type: 'string' },
+      role: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   const command = positionals[0] ?? 'start';
-  if (values.help || positionals.length > 1 || !['start', 'check-config'].includes(command)) {
+  const known = command === 'passwd' || (positionals.length <= 1 && ['start', 'check-config'].includes(command));
+  if (values.help || !known) {
     throw new UsageError(values.help ? '' : `unknown command: ${positionals.join(' ')}`);
   }
   const env = process.env;
@@ -92,8 +130,42 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
     httpPort: values['http-port'] ?? env.SENSORGATE_HTTP_PORT,
     logLevel: env.SENSORGATE_LOG_LEVEL,
     gatewayId: env.SENSORGATE_GATEWAY_ID,
+    upstreamPassword: env.SENSORGATE_UPSTREAM_PASSWORD,
   });
-  return { command, config: loadConfig(raw, path) };
+  const config = loadConfig(await readPasswordFile(raw), path);
+  if (command === 'passwd') await passwd(positionals.slice(1), values.users ?? config.auth.usersFile, values.role);
+  return { command, config };
+}
+
+/** The password: the first line of stdin, so that it never shows in the process list or the shell history. */
+async function readPassword(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('password (one line; input is echoed, or pipe it in): ');
+  const lines = createInterface({ input: process.stdin, terminal: false });
+  for await (const line of lines) {
+    lines.close();
+    return line;
+  }
+  return '';
+}
+
+async function passwd(args: string[], usersFile: string | null, role: string | undefined): Promise<never> {
+  const [action, name] = args;
+  if (usersFile === null) throw new UsageError('passwd needs --users FILE or auth.usersFile in the config');
+  if (action === 'list' && name === undefined) {
+    for (const u of await listUsers(usersFile)) process.stdout.write(`${u.name}\t${u.role}\n`);
+    process.exit(0);
+  }
+  if (action === 'remove' && name !== undefined && args.length === 2) {
+    const removed = await removeUser(usersFile, name);
+    process.stderr.write(removed ? `removed ${name}\n` : `no user ${name}\n`);
+    process.exit(removed ? 0 : 1);
+  }
+  if (action === 'add' && name !== undefined && args.length === 2 && role !== undefined) {
+    await addUser(usersFile, name, role, await readPassword());
+    process.stderr.write(`${name} (${role}) written to ${usersFile}; SIGHUP makes a running gateway read it\n`);
+    process.exit(0);
+  }
+  throw new UsageError(`bad passwd arguments: ${args.join(' ')}`);
 }
 
 class UsageError extends Error {}
@@ -109,7 +181,8 @@ async function main(): Promise<void> {
       process.stderr.write(`${USAGE}\n`);
       process.exit(err instanceof UsageError && !err.message ? 0 : 2);
     }
-    if (err instanceof ConfigError || (err instanceof GatewayError && err.code === 'GW_CONFIG_UNREADABLE')) {
+    const userError = ['GW_CONFIG_UNREADABLE', 'GW_AUTH_USERS_INVALID'];
+    if (err instanceof ConfigError || (err instanceof GatewayError && userError.includes(err.code))) {
       process.stderr.write(`${err.message}\n`);
       process.exit(2);
     }
@@ -117,7 +190,7 @@ async function main(): Promise<void> {
   }
   const { command, config } = resolved;
   if (command === 'check-config') {
-    process.stdout.write(`${JSON.stringify({ event: 'config-ok', config })}\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'config-ok', config: redacted(config) })}\n`);
     return;
   }
 
@@ -126,6 +199,8 @@ async function main(): Promise<void> {
   closeWithGrace(
     {
       delay: config.shutdown.timeoutMs,
+      // SIGHUP re-reads the users file (below), as Mosquitto does; it does not stop the gateway.
+      skip: ['SIGHUP'],
       logger: { error: (m: unknown) => log.error(m instanceof Error ? { err: m } : { msg: String(m) }, 'shutdown') },
     },
     async ({ signal, err }) => {
@@ -134,6 +209,10 @@ async function main(): Promise<void> {
       await gateway.close();
     },
   );
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: re-reading the users file');
+    gateway.reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
   try {
     const addresses = await gateway.start();
     process.stdout.write(`${JSON.stringify({ event: 'ready', ...addresses })}\n`);

@@ -1,12 +1,13 @@
 /** Prometheus metrics. One registry per gateway, so that several gateways (tests) can live in one process. */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AccessMetrics } from './broker/access.js';
 import type { BrokerMetrics } from './broker/broker.js';
 import type { AckMetrics } from './broker/hooks.js';
 import { COUNTER_NAMES, type Outcome, type Qos } from './domain/model.js';
 import type { ForwarderMetrics } from './forward/forwarder.js';
 import type { IngestMetrics } from './ingest/ingest.js';
 
-export interface Metrics extends IngestMetrics, AckMetrics, BrokerMetrics, ForwarderMetrics {
+export interface Metrics extends IngestMetrics, AckMetrics, AccessMetrics, BrokerMetrics, ForwarderMetrics {
   readonly registry: Registry;
 }
 
@@ -127,6 +128,18 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(sources.repairLostBytes());
     },
   });
+  const denied = new Counter({
+    name: 'sensorgate_auth_denied_total',
+    help: 'Refused by authentication or authorisation: connect (CONNACK refusal), publish (connection closed), subscribe (SUBACK 0x80)',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  });
+  const limits = new Counter({
+    name: 'sensorgate_limit_exceeded_total',
+    help: 'Connections closed or refused for going over a limit (packet_size, connections)',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+  });
   const connected = new Gauge({
     name: 'sensorgate_connected_clients',
     help: 'MQTT clients connected to the embedded broker',
@@ -156,6 +169,8 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     ack: (qos, ms) => (ackChildren[qos] as ReturnType<typeof ackSeconds.labels>).observe(ms / 1000),
     connectedClients: (count) => connected.set(count),
+    limitExceeded: (limit) => limits.inc({ limit }),
+    denied: (action) => denied.inc({ action }),
     storeFailure: () => failures.inc(),
     bootReset: () => bootResets.inc(),
     forwarded: (qos, n) => forwarded.inc({ qos: String(qos) }, n),

@@ -1,13 +1,14 @@
 /**
  * Every place the gateway reaches into Aedes and aedes-persistence-level beyond their public API, in one file.
  * Checked against aedes 1.2.0 (aedes.js `publish`, `emitPacket`, `counter`, `mq`, `persistence`; lib/client.js
- * `dedupe`; lib/handlers/publish.js), mqemitter 7.1 and aedes-persistence-level 9.2 (its `incoming:` keys and the
- * put/del/batch calls it makes on the level it is given). A new major of any of them means reading those again; the
- * tests that fail when they change: test/integration/local-subscribers.test.ts, test/integration/repeats.test.ts,
- * test/process/qos2-handshake-crash.test.ts, test/process/wills-after-crash.test.ts and the persistence conformance
- * suite (test/conformance).
+ * `nextBatch` and `dedupe`; lib/handlers/publish.js), mqemitter 7.1 and aedes-persistence-level 9.2 (its `incoming:`
+ * keys and the put/del/batch calls it makes on the level it is given). A new major of any of them means reading those
+ * again; the tests that fail when they change: test/integration/local-subscribers.test.ts,
+ * test/integration/repeats.test.ts, test/integration/security.test.ts, test/process/qos2-handshake-crash.test.ts,
+ * test/process/wills-after-crash.test.ts and the persistence conformance suite (test/conformance).
  */
 import type { Aedes, AedesOptions, AedesPublishPacket } from 'aedes';
+import type { Socket } from 'node:net';
 import type { ClassicLevel } from 'classic-level';
 import type { Verdict } from '../ingest/place.js';
 import { GroupCommit } from '../shared/group-commit.js';
@@ -253,4 +254,24 @@ export interface WillStore {
 /** The wills Aedes keeps in its persistence (it has no public API to list them). */
 export function willStore(aedes: Aedes): WillStore {
   return (aedes as unknown as { persistence: WillStore }).persistence;
+}
+
+/* ---- 5. How Aedes reads a connection ---- */
+
+/**
+ * Aedes 1.2 reads a connection in paused mode, `conn.read(null)` on each 'readable' once the previous batch is handled
+ * (lib/client.js `nextBatch`), and hands every chunk to its mqtt-packet parser, which buffers a packet's whole body.
+ * Each chunk it reads passes `check` first; when that says stop, the socket is destroyed and Aedes sees no data. The
+ * socket itself is what Aedes gets (a wrapping stream changed how it detected closed connections under faults), so
+ * this wraps the socket's `read`. Guarded by test/integration/security.test.ts (a declared 256 MiB packet).
+ */
+export function checkReads(socket: Socket, check: (chunk: Buffer) => boolean): Socket {
+  const read = socket.read.bind(socket);
+  socket.read = (size?: number) => {
+    const chunk = read(size) as Buffer | null;
+    if (chunk === null || check(chunk)) return chunk;
+    socket.destroy();
+    return null;
+  };
+  return socket;
 }

@@ -1,10 +1,12 @@
 /** The embedded Aedes broker on a TCP listener. Owns both and closes both. */
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
-import { orderRouting } from './aedes-internals.js';
+import type { AccessHooks } from './access.js';
+import { checkReads, orderRouting } from './aedes-internals.js';
+import { FrameMeter } from './packet-guard.js';
 import { publishOrphanedWills } from './wills.js';
 
 export interface BrokerOptions {
@@ -18,13 +20,24 @@ export interface BrokerOptions {
   authorizePublish: NonNullable<AedesOptions['authorizePublish']>;
   /** Where sessions, retained messages, wills and inbound QoS 2 state live (default: Aedes's in-memory store). */
   persistence?: AedesOptions['persistence'];
+  access: Omit<AccessHooks, 'publishRefusal'>;
+  limits: BrokerLimits;
   metrics: BrokerMetrics;
   log: Logger;
+}
+
+export interface BrokerLimits {
+  maxPacketBytes: number;
+  maxConnections: number;
+  connectTimeoutMs: number;
+  maxKeepaliveSeconds: number;
 }
 
 export interface BrokerMetrics {
   /** The number of connected clients, after each connect and disconnect. */
   connectedClients(count: number): void;
+  /** A connection closed because it went over a limit. */
+  limitExceeded(limit: 'packet_size' | 'connections'): void;
 }
 
 export interface Broker {
@@ -46,6 +59,11 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     // bounded: Aedes reads a connection's next chunk only after every publish of the previous one was routed, and a
     // slow subscriber's socket pushes back.
     concurrency: 0,
+    preConnect: opts.access.preConnect,
+    authenticate: opts.access.authenticate,
+    authorizeSubscribe: opts.access.authorizeSubscribe,
+    connectTimeout: opts.limits.connectTimeoutMs,
+    keepaliveLimit: opts.limits.maxKeepaliveSeconds,
   });
   orderRouting(aedes);
   const closeAedes = () => new Promise<void>((resolve) => aedes.close(() => resolve()));
@@ -70,7 +88,22 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   );
 
   // noDelay: an ack is one small packet the device is waiting for; Nagle would hold it back.
-  const server: Server = createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+  const server: Server = createServer({ noDelay: true }, (socket) => aedes.handle(guarded(socket)));
+  server.maxConnections = opts.limits.maxConnections;
+  server.on('drop', () => {
+    opts.metrics.limitExceeded('connections');
+    log.debug({ maxConnections: opts.limits.maxConnections }, 'connection dropped: too many connections');
+  });
+  const guarded = (socket: Socket) => {
+    const meter = new FrameMeter(opts.limits.maxPacketBytes);
+    return checkReads(socket, (chunk) => {
+      const declared = meter.over(chunk);
+      if (declared === null) return true;
+      opts.metrics.limitExceeded('packet_size');
+      log.debug({ remote: socket.remoteAddress, declared }, 'connection closed: packet too large');
+      return false;
+    });
+  };
   try {
     server.listen(opts.port, opts.host);
     await once(server, 'listening');

@@ -27,11 +27,23 @@ export interface PublishHookDeps {
    * here first (Aedes's own store later overwrites it with the same message) makes the ack mean "on disk".
    */
   storeRetained?: (packet: Parameters<AuthorizePublish>[1]) => Promise<unknown>;
+  /** Null when the client may publish to the topic, else why not (access.ts). */
+  publishRefusal(client: Parameters<AuthorizePublish>[0], topic: string): string | null;
 }
 
 export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish {
-  const { route, ingest, metrics, now, storeRetained } = deps;
+  const { route, ingest, metrics, now, storeRetained, publishRefusal } = deps;
   return (client, packet, callback) => {
+    // Packet identifier 0 is not allowed on QoS 1/2 [MQTT-2.3.1-1]: its ack could not be matched to it.
+    if (client && packet.qos > 0 && packet.messageId === 0) {
+      callback(new Error('QoS 1/2 PUBLISH with packet identifier 0'));
+      return;
+    }
+    const refused = publishRefusal(client, packet.topic);
+    if (refused !== null) {
+      callback(new Error(refused));
+      return;
+    }
     const r = route(packet.topic);
     // A zero-length retained PUBLISH clears the topic's retained message [MQTT-3.3.1-10]: broker traffic, not a reading.
     const clearsRetained = packet.retain && packet.payload.length === 0;

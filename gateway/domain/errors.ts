@@ -28,6 +28,7 @@ export type GatewayErrorCode =
   | 'GW_STORE_WRITE_FAILED'
   | 'GW_STORE_READ_FAILED'
   | 'GW_LISTEN_FAILED'
+  | 'GW_AUTH_USERS_INVALID'
   | RefusalCode;
 
 export class GatewayError extends Error {

@@ -14,6 +14,8 @@ export const upstreamSchema = z
     clientId: z.string().min(1).max(128).nullable().default(null),
     username: z.string().nullable().default(null),
     password: z.string().nullable().default(null),
+    /** A file whose first line is the password (read at start), instead of `password` in the config. */
+    passwordFile: z.string().min(1).nullable().default(null),
     tls: z
       .strictObject({
         ca: z.string().nullable().default(null),

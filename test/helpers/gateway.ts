@@ -26,8 +26,8 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
   const extra = opts.config ?? {};
   const config = loadConfig({
     ...extra,
-    mqtt: { port: 0 },
-    http: { port: 0 },
+    mqtt: { ...(extra.mqtt as object | undefined), port: 0 },
+    http: { ...(extra.http as object | undefined), port: 0 },
     store: { dataDir, ...(extra.store as object | undefined) },
     log: { level: 'silent' },
   });

@@ -1,31 +1,14 @@
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
-import mqttPacket, { type Packet } from 'mqtt-packet';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { api } from '../helpers/api.js';
 import { startGatewayProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { rawSession } from '../helpers/raw-mqtt.js';
 
-/** A raw MQTT 3.1.1 session, so that the test decides when (and whether) PUBREL is sent. */
-async function rawSession(port: number, clientId: string) {
-  const socket: Socket = connect(port, '127.0.0.1');
-  onTestFinished(() => void socket.destroy());
-  await once(socket, 'connect');
-  const parser = mqttPacket.parser();
-  const waiting: { cmd: string; resolve(p: Packet): void }[] = [];
-  parser.on('packet', (p: Packet) => {
-    const i = waiting.findIndex((w) => w.cmd === p.cmd);
-    if (i >= 0) waiting.splice(i, 1)[0]?.resolve(p);
-  });
-  socket.on('data', (d) => parser.parse(d));
-  socket.on('error', () => undefined);
-  const next = (cmd: string) => new Promise<Packet>((resolve) => waiting.push({ cmd, resolve }));
-  const send = (p: Packet) => socket.write(mqttPacket.generate(p));
-  const connack = next('connack');
-  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 0 });
-  expect(await connack).toMatchObject({ returnCode: 0 });
-  return { socket, next, send };
+async function rawDevice(port: number, clientId: string) {
+  const session = await rawSession(port, clientId);
+  expect(session.connack).toMatchObject({ returnCode: 0 });
+  return session;
 }
 
 describe('QoS 2 telemetry across a crash between PUBREC and PUBREL', () => {
@@ -42,7 +25,7 @@ describe('QoS 2 telemetry across a crash between PUBREC and PUBREL', () => {
     };
     await watch(first.ready.mqtt.port);
 
-    const dev = await rawSession(first.ready.mqtt.port, 'ws-q2');
+    const dev = await rawDevice(first.ready.mqtt.port, 'ws-q2');
     const pubrec = dev.next('pubrec');
     dev.send({ cmd: 'publish', topic, payload: body, qos: 2, messageId: 7, retain: false, dup: false });
     expect(await pubrec).toMatchObject({ messageId: 7 });
@@ -52,7 +35,7 @@ describe('QoS 2 telemetry across a crash between PUBREC and PUBREL', () => {
 
     const second = await startGatewayProcess(dir);
     await watch(second.ready.mqtt.port);
-    const again = await rawSession(second.ready.mqtt.port, 'ws-q2');
+    const again = await rawDevice(second.ready.mqtt.port, 'ws-q2');
     // The device never saw a PUBCOMP: it re-sends the PUBLISH (DUP), then releases it.
     const pubrecAgain = again.next('pubrec');
     again.send({ cmd: 'publish', topic, payload: body, qos: 2, messageId: 7, retain: false, dup: true });

@@ -7,7 +7,8 @@ import { ConfigError } from '../../gateway/domain/errors.js';
 describe('config', () => {
   it('fills every default from an empty file, and the shipped gateway.yaml equals the defaults', async () => {
     const defaults = loadConfig({});
-    expect(defaults.mqtt).toEqual({ host: '127.0.0.1', port: 1883 });
+    expect(defaults.mqtt).toMatchObject({ host: '127.0.0.1', port: 1883, maxPacketBytes: 262_144 });
+    expect(defaults.auth).toMatchObject({ usersFile: null, allowAnonymous: null });
     expect(defaults.http).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(defaults.store.dataDir).toBe('./data');
     const shipped = parse(await readFile('config/gateway.yaml', 'utf8'));
@@ -38,6 +39,28 @@ describe('config', () => {
     expect(() => loadConfig({ ingest: { foreign: [{ topic: 'tele/{deviceId}/#' }] } })).toThrow(ConfigError);
     expect(() => loadConfig({ mqtt: { port: 9000 }, http: { port: 9000 } })).toThrow(/http\.port: must differ/);
     expect(loadConfig({ mqtt: { port: 0 }, http: { port: 0 } }).http.port).toBe(0);
+  });
+
+  it('refuses a listener beyond loopback without authentication, and says what to configure', () => {
+    expect(() => loadConfig({ mqtt: { host: '0.0.0.0' } })).toThrow(
+      /mqtt\.host: 0\.0\.0\.0 is not loopback.*auth\.usersFile/,
+    );
+    expect(() => loadConfig({ http: { host: '192.168.1.5' } })).toThrow(/http\.host: 192\.168\.1\.5 is not loopback/);
+    // A users file secures MQTT; the HTTP API beyond loopback still needs tokens or an explicit opening.
+    expect(loadConfig({ mqtt: { host: '0.0.0.0' }, auth: { usersFile: 'users' } }).mqtt.host).toBe('0.0.0.0');
+    expect(() =>
+      loadConfig({ mqtt: { host: '0.0.0.0' }, http: { host: '0.0.0.0' }, auth: { usersFile: 'u' } }),
+    ).toThrow(/http\.host/);
+    expect(
+      loadConfig({ mqtt: { host: '0.0.0.0' }, http: { host: '::' }, auth: { allowAnonymous: true } }).http.host,
+    ).toBe('::');
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) {
+      expect(loadConfig({ mqtt: { host }, http: { host } }).mqtt.host).toBe(host);
+    }
+    expect(() => loadConfig({ auth: { allowAnonymous: false } })).toThrow(/auth\.allowAnonymous: false needs/);
+    expect(() => loadConfig({ auth: { roles: { reader: { subscribe: ['a/#/b'] } } } })).toThrow(
+      /auth\.roles\.reader\.subscribe\.0/,
+    );
   });
 
   it('freezes the result', () => {

@@ -1,0 +1,131 @@
+/**
+ * Authentication and authorisation from the users file and the role grants in the config. Implements the broker's
+ * ClientAccess; reload() re-reads the users file (SIGHUP) without touching connected clients.
+ */
+import { GatewayError } from '../domain/errors.js';
+import type { Logger } from '../shared/log.js';
+import { covers, expand } from './filters.js';
+import { hashPassword, verifyPassword } from './password.js';
+import { readUsersFile, type Role, type User } from './users-file.js';
+
+export interface RoleGrants {
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+}
+
+export interface AccessOptions {
+  readonly usersFile: string | null;
+  /** true: anonymous clients allowed; false: never; null: only while no users file is configured. */
+  readonly allowAnonymous: boolean | null;
+  readonly anonymousRole: Role;
+  readonly roles: Readonly<Record<Role, RoleGrants>>;
+  /** Replaces `{prefix}` in the grants: the telemetry topic prefix. */
+  readonly prefix: string;
+}
+
+export interface Grant {
+  user: string | null;
+  role: Role;
+  mayPublish(topic: string): boolean;
+  maySubscribe(filter: string): boolean;
+}
+
+export type AuthResult = { ok: true; grant: Grant } | { ok: false; returnCode: 2 | 4 | 5; reason: string };
+
+/** Whether anonymous clients may connect under these options. */
+export function anonymousAllowed(o: Pick<AccessOptions, 'usersFile' | 'allowAnonymous'>): boolean {
+  return o.allowAnonymous ?? o.usersFile === null;
+}
+
+async function loadUsers(path: string): Promise<Map<string, User>> {
+  let parsed: Awaited<ReturnType<typeof readUsersFile>>;
+  try {
+    parsed = await readUsersFile(path);
+  } catch (err) {
+    throw new GatewayError('GW_AUTH_USERS_INVALID', `cannot read the users file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (parsed.problems.length > 0) {
+    throw new GatewayError('GW_AUTH_USERS_INVALID', `users file ${path}:\n  - ${parsed.problems.join('\n  - ')}`);
+  }
+  return parsed.users;
+}
+
+export class Access {
+  readonly #options: AccessOptions;
+  readonly #log: Logger;
+  #users: Map<string, User>;
+  /** Checked for an unknown user too, so that the answer takes as long as for a known one. */
+  readonly #decoy: string;
+
+  private constructor(options: AccessOptions, log: Logger, users: Map<string, User>, decoy: string) {
+    this.#options = options;
+    this.#log = log;
+    this.#users = users;
+    this.#decoy = decoy;
+  }
+
+  static async open(options: AccessOptions, log: Logger): Promise<Access> {
+    const users = options.usersFile === null ? new Map<string, User>() : await loadUsers(options.usersFile);
+    if (options.usersFile !== null) log.info({ usersFile: options.usersFile, users: users.size }, 'users loaded');
+    return new Access(options, log, users, await hashPassword('decoy'));
+  }
+
+  /** Re-reads the users file; on a problem keeps the users it had and logs why. New rules apply to new connections. */
+  async reload(): Promise<void> {
+    const path = this.#options.usersFile;
+    if (path === null) return;
+    try {
+      this.#users = await loadUsers(path);
+      this.#log.info({ usersFile: path, users: this.#users.size }, 'users reloaded');
+    } catch (err) {
+      this.#log.error({ err }, 'users file not reloaded: keeping the users loaded before');
+    }
+  }
+
+  async authenticate(req: {
+    clientId: string;
+    username: string | undefined;
+    password: Buffer | undefined;
+  }): Promise<AuthResult> {
+    const { clientId, username } = req;
+    const holder = this.#users.get(clientId);
+    if (username === undefined || this.#options.usersFile === null) {
+      if (!anonymousAllowed(this.#options))
+        return { ok: false, returnCode: 5, reason: 'anonymous clients not allowed' };
+      if (holder?.role === 'device') return takeover(clientId);
+      return { ok: true, grant: this.#grant(null, this.#options.anonymousRole, clientId) };
+    }
+    const user = this.#users.get(username);
+    const password = req.password?.toString('utf8') ?? '';
+    const matches = await verifyPassword(password, user?.hash ?? this.#decoy);
+    if (!user || !matches) return { ok: false, returnCode: 4, reason: 'bad user name or password' };
+    if (user.role === 'device' && clientId !== user.name) {
+      return { ok: false, returnCode: 2, reason: `device ${user.name} must connect with client id ${user.name}` };
+    }
+    if (holder?.role === 'device' && holder.name !== user.name) return takeover(clientId);
+    return { ok: true, grant: this.#grant(user.name, user.role, clientId) };
+  }
+
+  #grant(user: string | null, role: Role, clientId: string): Grant {
+    const identity = { username: user ?? clientId, clientId };
+    const fill = (patterns: readonly string[]) =>
+      patterns
+        .map((p) => expand(p.replaceAll('{prefix}', this.#options.prefix), identity))
+        .filter((p): p is string => p !== null);
+    const grants = this.#options.roles[role];
+    const publish = fill(grants.publish);
+    const subscribe = fill(grants.subscribe);
+    return {
+      user,
+      role,
+      mayPublish: (topic) => publish.some((g) => covers(g, topic)),
+      maySubscribe: (filter) => subscribe.some((g) => covers(g, filter)),
+    };
+  }
+}
+
+function takeover(clientId: string): AuthResult {
+  return { ok: false, returnCode: 2, reason: `client id ${clientId} belongs to a device user` };
+}

@@ -1,0 +1,168 @@
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { addUser } from '../../gateway/auth/passwd.js';
+import { api } from '../helpers/api.js';
+import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
+import { startTestGateway } from '../helpers/gateway.js';
+import { rawSession, rawSocket } from '../helpers/raw-mqtt.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+/** The CONNACK return code a real MQTT.js client gets (0 when it connected). */
+async function connackCode(url: string, clientId: string, opts: mqtt.IClientOptions = {}): Promise<number> {
+  const client = mqtt.connect(url, { clientId, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  onTestFinished(() => client.endAsync(true));
+  return new Promise<number>((resolve) => {
+    client.once('connect', () => resolve(0));
+    client.once('error', (err) => resolve((err as { code?: number }).code ?? -1));
+  });
+}
+
+async function gatewayWithUsers(extra: Record<string, unknown> = {}) {
+  const dir = await tempDir();
+  const usersFile = join(dir, 'users');
+  await addUser(usersFile, 'st-1', 'device', 'pw-st-1');
+  await addUser(usersFile, 'st-2', 'device', 'pw-st-2');
+  await addUser(usersFile, 'dash', 'reader', 'pw-dash');
+  await addUser(usersFile, 'root', 'admin', 'pw-root');
+  const gw = await startTestGateway({ config: { auth: { usersFile }, ...extra } });
+  return { gw, usersFile };
+}
+
+const closedWithoutAck = (client: MqttClient, topic: string, body: Buffer) =>
+  new Promise<string>((resolve) => {
+    client.once('close', () => resolve('closed'));
+    client.publish(topic, body, { qos: 1 }, (err) => resolve(err ? `error ${err.message}` : 'acked'));
+  });
+
+describe('authentication and authorisation', () => {
+  it('refuses anonymous clients, wrong passwords and taken client ids once a users file is set', async () => {
+    const { gw } = await gatewayWithUsers();
+    expect(await connackCode(gw.mqttUrl, 'st-1')).toBe(5);
+    expect(await connackCode(gw.mqttUrl, 'st-1', { username: 'st-1', password: 'wrong' })).toBe(4);
+    expect(await connackCode(gw.mqttUrl, 'nobody', { username: 'nobody', password: 'x' })).toBe(4);
+    // A device connects with its own name as client id, and nobody else can take that id (and its session).
+    expect(await connackCode(gw.mqttUrl, 'other-id', { username: 'st-1', password: 'pw-st-1' })).toBe(2);
+    expect(await connackCode(gw.mqttUrl, 'st-1', { username: 'st-2', password: 'pw-st-2' })).toBe(2);
+    expect(await connackCode(gw.mqttUrl, 'st-1', { username: 'dash', password: 'pw-dash' })).toBe(2);
+    expect(await connackCode(gw.mqttUrl, 'st-1', { username: 'st-1', password: 'pw-st-1' })).toBe(0);
+    const metrics = await api(gw.httpUrl).metrics();
+    expect(metrics.body).toMatch(/sensorgate_auth_denied_total\{action="connect"\} 6/);
+  });
+
+  it('lets a device publish only to its own topics: another device’s topic closes the connection, unacked and unstored', async () => {
+    const { gw } = await gatewayWithUsers();
+    const st1 = await connectDevice(gw.mqttUrl, 'st-1', { username: 'st-1', password: 'pw-st-1' });
+    await st1.publishAsync(telemetryTopic('st-1'), payload(reading(1, 1)), { qos: 1 });
+    expect(await closedWithoutAck(st1, telemetryTopic('st-2'), payload(reading(1, 1)))).toBe('closed');
+    const devices = (await api(gw.httpUrl).devices()).body.devices.map((d) => d.id);
+    expect(devices).toEqual(['st-1']);
+    // A will is a publish too: one on another device's topic is refused at CONNECT.
+    expect(
+      await connackCode(gw.mqttUrl, 'st-1', {
+        username: 'st-1',
+        password: 'pw-st-1',
+        will: { topic: 'sensors/st-2/status', payload: Buffer.from('offline'), qos: 1, retain: true },
+      }),
+    ).toBe(5);
+    const metrics = (await api(gw.httpUrl).metrics()).body;
+    expect(metrics).toMatch(/sensorgate_auth_denied_total\{action="publish"\} 1/);
+  });
+
+  it('grants subscriptions by role: SUBACK 0x80 for what the role does not cover, $SYS for admins only', async () => {
+    const { gw } = await gatewayWithUsers();
+    const port = Number(new URL(gw.mqttUrl).port);
+    const granted = async (user: string, clientId: string, filters: string[]) => {
+      const s = await rawSession(port, clientId, { clean: true, username: user, password: Buffer.from(`pw-${user}`) });
+      expect(s.connack).toMatchObject({ returnCode: 0 });
+      const suback = s.next('suback');
+      s.send({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 1 })) });
+      return ((await suback) as { granted: number[] }).granted;
+    };
+    expect(await granted('dash', 'dash-1', ['sensors/#', '$SYS/#', '#'])).toEqual([1, 128, 1]);
+    expect(await granted('st-1', 'st-1', ['sensors/st-1/cmd', 'sensors/#', 'sensors/+/telemetry'])).toEqual([
+      1, 128, 128,
+    ]);
+    expect(await granted('root', 'root-1', ['$SYS/#', '#'])).toEqual([1, 1]);
+    const metrics = (await api(gw.httpUrl).metrics()).body;
+    expect(metrics).toMatch(/sensorgate_auth_denied_total\{action="subscribe"\} 3/);
+  });
+
+  it('re-reads the users file on reload: a new user connects, connected clients stay', async () => {
+    const { gw, usersFile } = await gatewayWithUsers();
+    const st1 = await connectDevice(gw.mqttUrl, 'st-1', { username: 'st-1', password: 'pw-st-1' });
+    await addUser(usersFile, 'st-3', 'device', 'pw-st-3');
+    expect(await connackCode(gw.mqttUrl, 'st-3', { username: 'st-3', password: 'pw-st-3' })).toBe(4);
+    await gw.gateway.reload();
+    expect(await connackCode(gw.mqttUrl, 'st-3', { username: 'st-3', password: 'pw-st-3' })).toBe(0);
+    await st1.publishAsync(telemetryTopic('st-1'), payload(reading(1, 2)), { qos: 1 });
+    expect(st1.connected).toBe(true);
+  });
+
+  it('keeps anonymous access on loopback while no users file is set (the Quick start)', async () => {
+    const gw = await startTestGateway();
+    expect(await connackCode(gw.mqttUrl, 'anyone')).toBe(0);
+  });
+});
+
+describe('limits a client cannot break', () => {
+  it('closes a connection whose packet declares more than maxPacketBytes before its body arrives', async () => {
+    const gw = await startTestGateway({ config: { mqtt: { maxPacketBytes: 4096 } } });
+    const port = Number(new URL(gw.mqttUrl).port);
+    const dev = await rawSession(port, 'big', { clean: true });
+    expect(dev.connack).toMatchObject({ returnCode: 0 });
+    // PUBLISH QoS 0 declaring 256 MiB: only the fixed header is sent; the broker must not wait for the body.
+    dev.socket.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x7f]));
+    await dev.closed;
+    // A packet at the limit still goes through.
+    const ok = await connectDevice(gw.mqttUrl, 'fits');
+    await ok.publishAsync(telemetryTopic('fits'), Buffer.alloc(3000, 0x61), { qos: 1 });
+    const metrics = (await api(gw.httpUrl).metrics()).body;
+    expect(metrics).toMatch(/sensorgate_limit_exceeded_total\{limit="packet_size"\} 1/);
+  });
+
+  it('closes connections over maxConnections, and one that sends no CONNECT within connectTimeoutMs', async () => {
+    const gw = await startTestGateway({ config: { mqtt: { maxConnections: 2, connectTimeoutMs: 300 } } });
+    const port = Number(new URL(gw.mqttUrl).port);
+    await connectDevice(gw.mqttUrl, 'one');
+    await connectDevice(gw.mqttUrl, 'two');
+    const third = await rawSocket(port);
+    await third.closed;
+    await expect
+      .poll(async () => (await api(gw.httpUrl).metrics()).body)
+      .toMatch(/sensorgate_limit_exceeded_total\{limit="connections"\} 1/);
+    const gw2 = await startTestGateway({ config: { mqtt: { connectTimeoutMs: 300 } } });
+    const silent = await rawSocket(Number(new URL(gw2.mqttUrl).port));
+    await silent.closed;
+  });
+
+  it('refuses keepalive 0 or above the maximum, an empty client id without a clean session, and packet id 0', async () => {
+    const gw = await startTestGateway({ config: { mqtt: { maxKeepaliveSeconds: 120 } } });
+    const port = Number(new URL(gw.mqttUrl).port);
+    expect((await rawSession(port, 'k0', { keepalive: 0 })).connack).not.toMatchObject({ returnCode: 0 });
+    expect((await rawSession(port, 'k1', { keepalive: 121 })).connack).not.toMatchObject({ returnCode: 0 });
+    expect((await rawSession(port, 'k2', { keepalive: 120 })).connack).toMatchObject({ returnCode: 0 });
+    // [MQTT-3.1.3-8]: CONNACK 0x02, then close.
+    // Written by hand: mqtt-packet will not generate this CONNECT. Protocol MQTT 4, flags 0 (no clean session),
+    // keepalive 60, an empty client id.
+    const empty = await rawSocket(port);
+    const refused = empty.next('connack');
+    empty.socket.write(Buffer.from([0x10, 12, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0, 0, 60, 0, 0]));
+    expect(await refused).toMatchObject({ returnCode: 2 });
+    await empty.closed;
+    const zero = await rawSession(port, 'pid0', { clean: true });
+    const body = payload(reading(1, 1));
+    zero.send({
+      cmd: 'publish',
+      topic: telemetryTopic('pid0'),
+      payload: body,
+      qos: 1,
+      messageId: 0,
+      dup: false,
+      retain: false,
+    });
+    await zero.closed;
+    expect((await api(gw.httpUrl).devices()).body.devices.map((d) => d.id)).not.toContain('pid0');
+  });
+});

@@ -85,11 +85,15 @@ export async function verify(ledgerDir: string, gateway: string): Promise<Verify
       if (!ledger.readings.has(id)) unknownStored++;
     }
   }
-  const devices: { id: string; counters: Record<string, { duplicate: number }> }[] = (
-    await fetchJson<{ devices: { id: string; counters: Record<string, { duplicate: number }> }[] }>(
-      `${gateway}/api/v1/devices`,
-    )
-  ).devices;
+  type DevicePage = { devices: { id: string; counters: Record<string, { duplicate: number }> }[]; next: string | null };
+  const devices: DevicePage['devices'] = [];
+  for (let after: string | null = ''; after !== null; ) {
+    const page: DevicePage = await fetchJson<DevicePage>(
+      `${gateway}/api/v1/devices?limit=10000&after=${encodeURIComponent(after)}`,
+    );
+    devices.push(...page.devices);
+    after = page.next;
+  }
   const gatewayDuplicates = devices
     .filter((d) => byDevice.has(d.id))
     .reduce((n, d) => n + Object.values(d.counters).reduce((m, c) => m + c.duplicate, 0), 0);

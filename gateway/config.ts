@@ -72,6 +72,8 @@ export const configSchema = z
       .strictObject({
         /** Users with salted hashes and roles (gateway passwd add); null: no users. */
         usersFile: z.string().min(1).nullable().default(null),
+        /** Bearer tokens of the HTTP API, hashed (gateway token add); null: the API is open. */
+        tokensFile: z.string().min(1).nullable().default(null),
         /** true: anonymous clients allowed; false: never; unset: only while no users file is configured. */
         allowAnonymous: z.boolean().nullable().default(null),
         anonymousRole: z.enum(ROLES).default('admin'),
@@ -161,16 +163,17 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['upstream', 'tls'], message: 'cert and key go together' });
     }
     const open = openListeners(c);
-    if (open.length > 0 && c.auth.allowAnonymous !== true && (c.auth.usersFile === null || open.includes('http'))) {
+    if (c.auth.allowAnonymous !== true) {
       for (const listener of open) {
         if (listener === 'mqtt' && c.auth.usersFile !== null) continue;
+        if (listener === 'http' && c.auth.tokensFile !== null) continue;
         ctx.addIssue({
           code: 'custom',
           path: [listener, 'host'],
           message:
             listener === 'mqtt'
               ? `${c.mqtt.host} is not loopback and no authentication is configured: set auth.usersFile (create users with gateway passwd add) or, to let anyone on the network in, auth.allowAnonymous: true`
-              : `${c.http.host} is not loopback and the HTTP API has no tokens: keep http.host on 127.0.0.1, or set auth.allowAnonymous: true to open it to the network`,
+              : `${c.http.host} is not loopback and the HTTP API has no tokens: set auth.tokensFile (create tokens with gateway token add), keep http.host on 127.0.0.1, or set auth.allowAnonymous: true to open it to the network`,
         });
       }
     }

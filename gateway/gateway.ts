@@ -169,6 +169,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         devices: () => ingest.devices(),
         totals: () => ingest.totals(),
         forwarding: async () => (forwarder ? forwarder.status() : { enabled: false }),
+        scopeOf: (authorization) => access.scopeOf(authorization),
         unhealthyReason() {
           if (closing) return 'shutting down';
           if (broker.aedes.closed) return 'broker not running';

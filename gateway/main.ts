@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { addUser, listUsers, removeUser } from './auth/passwd.js';
+import { addToken, readTokensFile, removeToken } from './auth/tokens-file.js';
 import { loadConfig, readConfigFile, type FrozenConfig } from './config.js';
 import { ConfigError, GatewayError } from './domain/errors.js';
 import { createGateway } from './gateway.js';
@@ -23,6 +24,9 @@ const USAGE = `usage:
   gateway passwd add NAME --role device|reader|admin [--users FILE]   (password: first line of stdin)
   gateway passwd remove NAME [--users FILE]
   gateway passwd list [--users FILE]
+  gateway token add NAME --scope read|admin [--tokens FILE]   (prints the token, once)
+  gateway token remove NAME [--tokens FILE]
+  gateway token list [--tokens FILE]
 
   --config FILE   YAML config (default ${DEFAULT_CONFIG}; env SENSORGATE_CONFIG)
   --data-dir DIR  LevelDB data directory (default ./data; env SENSORGATE_DATA_DIR)
@@ -30,9 +34,10 @@ const USAGE = `usage:
   --mqtt-port N   MQTT port, 0 = any free port (default 1883; env SENSORGATE_MQTT_PORT)
   --http-port N   HTTP port, 0 = any free port (default 8080; env SENSORGATE_HTTP_PORT)
   --users FILE    the users file for passwd (default: auth.usersFile of the config)
+  --tokens FILE   the HTTP API tokens file for token (default: auth.tokensFile of the config)
   env SENSORGATE_LOG_LEVEL sets log.level, SENSORGATE_GATEWAY_ID sets gatewayId, SENSORGATE_UPSTREAM_PASSWORD sets
   upstream.password (or upstream.passwordFile names a file holding it).
-  SIGHUP re-reads the users file; SIGTERM and SIGINT shut down.`;
+  SIGHUP re-reads the users and tokens files; SIGTERM and SIGINT shut down.`;
 
 type Raw = Record<string, unknown>;
 
@@ -111,11 +116,16 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
       'http-port': { type: 'string' },
       users: { type: 'string' },
       role: { type: 'string' },
+      tokens: { type: 'string' },
+      scope: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   const command = positionals[0] ?? 'start';
-  const known = command === 'passwd' || (positionals.length <= 1 && ['start', 'check-config'].includes(command));
+  const known =
+    command === 'passwd' ||
+    command === 'token' ||
+    (positionals.length <= 1 && ['start', 'check-config'].includes(command));
   if (values.help || !known) {
     throw new UsageError(values.help ? '' : `unknown command: ${positionals.join(' ')}`);
   }
@@ -134,7 +144,30 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
   });
   const config = loadConfig(await readPasswordFile(raw), path);
   if (command === 'passwd') await passwd(positionals.slice(1), values.users ?? config.auth.usersFile, values.role);
+  if (command === 'token') await token(positionals.slice(1), values.tokens ?? config.auth.tokensFile, values.scope);
   return { command, config };
+}
+
+async function token(args: string[], tokensFile: string | null, scope: string | undefined): Promise<never> {
+  const [action, name] = args;
+  if (tokensFile === null) throw new UsageError('token needs --tokens FILE or auth.tokensFile in the config');
+  if (action === 'list' && name === undefined) {
+    for (const t of await readTokensFile(tokensFile)) process.stdout.write(`${t.name}\t${t.scope}\n`);
+    process.exit(0);
+  }
+  if (action === 'remove' && name !== undefined && args.length === 2) {
+    const removed = await removeToken(tokensFile, name);
+    process.stderr.write(removed ? `removed ${name}\n` : `no token ${name}\n`);
+    process.exit(removed ? 0 : 1);
+  }
+  if (action === 'add' && name !== undefined && args.length === 2 && scope !== undefined) {
+    process.stdout.write(`${await addToken(tokensFile, name, scope)}\n`);
+    process.stderr.write(
+      `token ${name} (${scope}) written to ${tokensFile}, hashed; SIGHUP makes a running gateway read it\n`,
+    );
+    process.exit(0);
+  }
+  throw new UsageError(`bad token arguments: ${args.join(' ')}`);
 }
 
 /** The password: the first line of stdin, so that it never shows in the process list or the shell history. */
@@ -210,7 +243,7 @@ async function main(): Promise<void> {
     },
   );
   process.on('SIGHUP', () => {
-    log.info('SIGHUP: re-reading the users file');
+    log.info('SIGHUP: re-reading the users and tokens files');
     gateway.reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
   });
   try {

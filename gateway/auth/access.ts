@@ -6,6 +6,7 @@ import { GatewayError } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
 import { covers, expand } from './filters.js';
 import { hashPassword, verifyPassword } from './password.js';
+import { readTokensFile, tokenHash, type Scope, type TokenEntry } from './tokens-file.js';
 import { readUsersFile, type Role, type User } from './users-file.js';
 
 export interface RoleGrants {
@@ -15,6 +16,8 @@ export interface RoleGrants {
 
 export interface AccessOptions {
   readonly usersFile: string | null;
+  /** Bearer tokens of the HTTP API; null: the API is open (it then stays on loopback unless anonymous is allowed). */
+  readonly tokensFile: string | null;
   /** true: anonymous clients allowed; false: never; null: only while no users file is configured. */
   readonly allowAnonymous: boolean | null;
   readonly anonymousRole: Role;
@@ -52,35 +55,61 @@ async function loadUsers(path: string): Promise<Map<string, User>> {
   return parsed.users;
 }
 
+async function loadTokens(path: string | null): Promise<Map<string, TokenEntry>> {
+  return new Map((path === null ? [] : await readTokensFile(path)).map((t) => [t.sha256, t]));
+}
+
 export class Access {
   readonly #options: AccessOptions;
   readonly #log: Logger;
   #users: Map<string, User>;
+  #tokens: Map<string, TokenEntry>;
   /** Checked for an unknown user too, so that the answer takes as long as for a known one. */
   readonly #decoy: string;
 
-  private constructor(options: AccessOptions, log: Logger, users: Map<string, User>, decoy: string) {
+  private constructor(
+    options: AccessOptions,
+    log: Logger,
+    users: Map<string, User>,
+    tokens: Map<string, TokenEntry>,
+    decoy: string,
+  ) {
     this.#options = options;
     this.#log = log;
     this.#users = users;
+    this.#tokens = tokens;
     this.#decoy = decoy;
   }
 
   static async open(options: AccessOptions, log: Logger): Promise<Access> {
     const users = options.usersFile === null ? new Map<string, User>() : await loadUsers(options.usersFile);
     if (options.usersFile !== null) log.info({ usersFile: options.usersFile, users: users.size }, 'users loaded');
-    return new Access(options, log, users, await hashPassword('decoy'));
+    const tokens = await loadTokens(options.tokensFile);
+    if (options.tokensFile !== null) log.info({ tokensFile: options.tokensFile, tokens: tokens.size }, 'tokens loaded');
+    return new Access(options, log, users, tokens, await hashPassword('decoy'));
   }
 
-  /** Re-reads the users file; on a problem keeps the users it had and logs why. New rules apply to new connections. */
+  /** The scope an HTTP request's Authorization header grants: null for none; everything while there are no tokens. */
+  scopeOf(authorization: string | undefined): Scope | null {
+    if (this.#options.tokensFile === null) return 'admin';
+    const m = /^Bearer ([A-Za-z0-9_-]{1,128})$/.exec(authorization ?? '');
+    return m ? (this.#tokens.get(tokenHash(m[1] as string))?.scope ?? null) : null;
+  }
+
+  /**
+   * Re-reads the users and tokens files; on a problem keeps what it had and logs why. New rules apply to new
+   * connections and requests.
+   */
   async reload(): Promise<void> {
-    const path = this.#options.usersFile;
-    if (path === null) return;
+    const { usersFile, tokensFile } = this.#options;
     try {
-      this.#users = await loadUsers(path);
-      this.#log.info({ usersFile: path, users: this.#users.size }, 'users reloaded');
+      const users = usersFile === null ? this.#users : await loadUsers(usersFile);
+      const tokens = await loadTokens(tokensFile);
+      this.#users = users;
+      this.#tokens = tokens;
+      this.#log.info({ users: this.#users.size, tokens: this.#tokens.size }, 'users and tokens reloaded');
     } catch (err) {
-      this.#log.error({ err }, 'users file not reloaded: keeping the users loaded before');
+      this.#log.error({ err }, 'not reloaded: keeping the users and tokens loaded before');
     }
   }
 

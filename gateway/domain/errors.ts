@@ -17,7 +17,13 @@ export type DeadLetterCode = RejectCode | 'GW_STALE' | 'GW_SEQ_JUMP';
 export type RefusalCode = 'GW_BACKLOG_FULL' | 'GW_DISK_FULL';
 
 /** The `error` field of an HTTP API error body. */
-export type HttpErrorCode = 'GW_HTTP_NOT_FOUND' | 'GW_HTTP_METHOD' | 'GW_HTTP_BAD_REQUEST' | 'GW_HTTP_INTERNAL';
+export type HttpErrorCode =
+  | 'GW_HTTP_NOT_FOUND'
+  | 'GW_HTTP_METHOD'
+  | 'GW_HTTP_BAD_REQUEST'
+  | 'GW_HTTP_UNAUTHORIZED'
+  | 'GW_HTTP_FORBIDDEN'
+  | 'GW_HTTP_INTERNAL';
 
 /** Errors of the process itself: config, store, listeners. */
 export type GatewayErrorCode =

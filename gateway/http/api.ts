@@ -14,9 +14,23 @@ export interface ApiDeps {
   forwarding(): Promise<unknown>;
   /** null when healthy, else why not. */
   unhealthyReason(): string | null;
+  /** The scope a request's Authorization header grants, or null (refused). */
+  scopeOf(authorization: string | undefined): 'read' | 'admin' | null;
 }
 
+type Scope = 'read' | 'admin';
+type Handler = (match: RegExpMatchArray, params: URLSearchParams, res: ServerResponse, scope: Scope) => Promise<void>;
+
 class BadRequest extends Error {}
+
+/** A percent-encoded path segment; bad encoding is the client's error, not ours. */
+function decodePath(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new BadRequest('bad percent-encoding in the path');
+  }
+}
 
 function byQos(c: readonly [Counters, Counters, Counters]): ByQos<Counters> {
   return { qos0: c[0], qos1: c[1], qos2: c[2] };
@@ -38,7 +52,7 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 }
 
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const routes: [RegExp, (match: RegExpMatchArray, params: URLSearchParams, res: ServerResponse) => Promise<void>][] = [
+  const routes: [RegExp, Handler][] = [
     [
       /^\/healthz$/,
       async (_m, _p, res) => {
@@ -52,25 +66,30 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     [/^\/api\/v1\/forwarding$/, async (_m, _p, res) => send(res, 200, await deps.forwarding())],
     [
       /^\/api\/v1\/devices$/,
-      async (_m, _p, res) => {
-        const devices = deps
+      async (_m, params, res) => {
+        const limit = intParam(params, 'limit', 1, 10_000) ?? 1000;
+        const after = params.get('after') ?? '';
+        const page = deps
           .devices()
+          .filter((d) => d.id > after)
           .sort((a, b) => (a.id < b.id ? -1 : 1))
-          .map((d) => ({
-            id: d.id,
-            boot: d.dedup?.current.boot ?? null,
-            highSeq: d.dedup?.current.highSeq ?? null,
-            lastSeen: d.lastSeen,
-            bootResets: d.bootResets,
-            counters: byQos(d.counters),
-          }));
-        send(res, 200, { devices } satisfies DevicesView);
+          .slice(0, limit);
+        const devices = page.map((d) => ({
+          id: d.id,
+          boot: d.dedup?.current.boot ?? null,
+          highSeq: d.dedup?.current.highSeq ?? null,
+          lastSeen: d.lastSeen,
+          bootResets: d.bootResets,
+          counters: byQos(d.counters),
+        }));
+        const next = page.length === limit ? (page.at(-1)?.id ?? null) : null;
+        send(res, 200, { devices, next } satisfies DevicesView);
       },
     ],
     [
       /^\/api\/v1\/devices\/([^/]+)\/readings$/,
       async (m, params, res) => {
-        const id = decodeURIComponent(m[1] as string);
+        const id = decodePath(m[1] as string);
         if (!DEVICE_ID_RE.test(id)) throw new BadRequest('invalid device id');
         const fromTs = intParam(params, 'from', 0, Number.MAX_SAFE_INTEGER - 1);
         const toTs = intParam(params, 'to', 0, Number.MAX_SAFE_INTEGER - 1);
@@ -88,11 +107,11 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     ],
     [
       /^\/api\/v1\/deadletter$/,
-      async (_m, params, res) => {
+      async (_m, params, res, scope) => {
         const limit = intParam(params, 'limit', 1, 10_000) ?? 100;
         const items = (await deps.store.deadLetters(limit)).map((d) => ({
           ...d,
-          payload: Buffer.from(d.payload).toString('base64'),
+          payload: scope === 'admin' ? Buffer.from(d.payload).toString('base64') : null,
         }));
         send(res, 200, { deadLetters: items } satisfies DeadLettersView);
       },
@@ -100,15 +119,24 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   ];
 
   return async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // The path is taken as it is: `new URL('//x', base)` would read it as a host.
+    const url = new URL(`http://localhost${(req.url ?? '/').startsWith('/') ? req.url : '/'}`);
     const route = routes.find(([re]) => re.test(url.pathname));
     if (!route)
       return send(res, 404, { error: 'GW_HTTP_NOT_FOUND', message: `no route ${url.pathname}` } satisfies ErrorView);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return send(res, 405, { error: 'GW_HTTP_METHOD', message: 'only GET is supported' } satisfies ErrorView);
     }
+    const scope = url.pathname === '/healthz' ? 'read' : deps.scopeOf(req.headers.authorization);
+    if (scope === null) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return send(res, 401, {
+        error: 'GW_HTTP_UNAUTHORIZED',
+        message: 'a bearer token is needed (gateway token add)',
+      } satisfies ErrorView);
+    }
     try {
-      await route[1](url.pathname.match(route[0]) as RegExpMatchArray, url.searchParams, res);
+      await route[1](url.pathname.match(route[0]) as RegExpMatchArray, url.searchParams, res, scope);
     } catch (err) {
       if (err instanceof BadRequest) {
         return send(res, 400, { error: 'GW_HTTP_BAD_REQUEST', message: err.message } satisfies ErrorView);

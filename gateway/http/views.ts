@@ -23,6 +23,8 @@ export interface DeviceView {
 
 export interface DevicesView {
   devices: DeviceView[];
+  /** The `after` of the next page (the last id of this one), or null at the end. */
+  next: string | null;
 }
 
 export interface ReadingsView {
@@ -32,8 +34,8 @@ export interface ReadingsView {
 }
 
 export type DeadLetterView = Omit<DeadLetter, 'payload'> & {
-  /** The raw bytes, base64. */
-  payload: string;
+  /** The raw bytes, base64; null unless the request has the admin scope (a payload may hold anything a client sent). */
+  payload: string | null;
 };
 
 export interface DeadLettersView {

@@ -17,8 +17,8 @@ export interface Reply<T> {
 }
 
 /** A GET; the body parsed as JSON when the answer says it is JSON, else the text. */
-export async function getJson<T = unknown>(url: string): Promise<Reply<T>> {
-  const res = await fetch(url);
+export async function getJson<T = unknown>(url: string, token?: string): Promise<Reply<T>> {
+  const res = await fetch(url, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   const text = await res.text();
   return {
     status: res.status,
@@ -26,19 +26,20 @@ export async function getJson<T = unknown>(url: string): Promise<Reply<T>> {
   };
 }
 
-export function api(base: string) {
+/** `token`: sent as a bearer token, for a gateway with `auth.tokensFile`. */
+export function api(base: string, token?: string) {
+  const get = <T>(path: string) => getJson<T>(`${base}${path}`, token);
   return {
-    health: () => getJson<HealthView & { reason?: string }>(`${base}/healthz`),
-    metrics: () => getJson<string>(`${base}/metrics`),
-    stats: () => getJson<StatsView>(`${base}/api/v1/stats`),
-    devices: () => getJson<DevicesView>(`${base}/api/v1/devices`),
+    health: () => get<HealthView & { reason?: string }>('/healthz'),
+    metrics: () => get<string>('/metrics'),
+    stats: () => get<StatsView>('/api/v1/stats'),
     /** `query`: the query string with its `?`, as a test wants to send it (malformed on purpose, say). */
-    readings: (deviceId: string, query = '') =>
-      getJson<ReadingsView>(`${base}/api/v1/devices/${deviceId}/readings${query}`),
-    deadLetters: (query = '') => getJson<DeadLettersView>(`${base}/api/v1/deadletter${query}`),
-    forwarding: () => getJson<ForwardingStatus>(`${base}/api/v1/forwarding`),
+    devices: (query = '') => get<DevicesView>(`/api/v1/devices${query}`),
+    readings: (deviceId: string, query = '') => get<ReadingsView>(`/api/v1/devices/${deviceId}/readings${query}`),
+    deadLetters: (query = '') => get<DeadLettersView>(`/api/v1/deadletter${query}`),
+    forwarding: () => get<ForwardingStatus>('/api/v1/forwarding'),
     /** Any other path, for the error answers. */
-    get: (path: string) => getJson<ErrorView>(`${base}${path}`),
+    get: (path: string) => get<ErrorView>(path),
   };
 }
 

@@ -65,7 +65,7 @@ describe('readings real devices send', () => {
     expect(keys(await readingsOf(gw.httpUrl, 'ws-c'))).toEqual(['2:2', '2:3', '9:0', '9:1', '9:2', '9:3', '9:4']);
     const letters = await deadLetters(gw.httpUrl);
     expect(letters.map((l) => l.code)).toEqual(['GW_STALE', 'GW_STALE']);
-    expect(letters.map((l) => JSON.parse(Buffer.from(l.payload, 'base64').toString()).seq)).toEqual([1, 0]);
+    expect(letters.map((l) => JSON.parse(Buffer.from(l.payload ?? '', 'base64').toString()).seq)).toEqual([1, 0]);
     expect(await device(gw.httpUrl, 'ws-c')).toMatchObject({ boot: 2, highSeq: 3, bootResets: 1 });
   });
 

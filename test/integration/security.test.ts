@@ -1,8 +1,10 @@
+import { request } from 'node:http';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import mqtt from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { addUser } from '../../gateway/auth/passwd.js';
+import { addToken } from '../../gateway/auth/tokens-file.js';
 import { api } from '../helpers/api.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -164,5 +166,57 @@ describe('limits a client cannot break', () => {
     });
     await zero.closed;
     expect((await api(gw.httpUrl).devices()).body.devices.map((d) => d.id)).not.toContain('pid0');
+  });
+});
+
+describe('the HTTP API', () => {
+  it('needs a bearer token once a tokens file is set; raw dead-letter payloads need the admin scope', async () => {
+    const dir = await tempDir();
+    const tokensFile = join(dir, 'tokens');
+    const reader = await addToken(tokensFile, 'grafana', 'read');
+    const admin = await addToken(tokensFile, 'ops', 'admin');
+    const gw = await startTestGateway({ config: { auth: { tokensFile } } });
+    const dev = await connectDevice(gw.mqttUrl, 'ws-t');
+    await dev.publishAsync(telemetryTopic('ws-t'), Buffer.from('not a reading'), { qos: 1 });
+
+    expect((await api(gw.httpUrl).health()).status).toBe(200);
+    for (const token of [undefined, 'not-a-token', `${reader}x`]) {
+      const denied = await api(gw.httpUrl, token).stats();
+      expect(denied).toMatchObject({ status: 401, body: { error: 'GW_HTTP_UNAUTHORIZED' } });
+      expect((await api(gw.httpUrl, token).metrics()).status).toBe(401);
+    }
+    const asReader = await api(gw.httpUrl, reader).deadLetters();
+    expect(asReader.status).toBe(200);
+    expect(asReader.body.deadLetters.map((d) => [d.code, d.payload])).toEqual([['GW_PAYLOAD_UNDECODABLE', null]]);
+    const asAdmin = await api(gw.httpUrl, admin).deadLetters();
+    expect(Buffer.from(asAdmin.body.deadLetters[0]?.payload ?? '', 'base64').toString()).toBe('not a reading');
+  });
+
+  it('answers bad paths with 4xx, never 500, and pages the device list', async () => {
+    const gw = await startTestGateway();
+    const { port } = new URL(gw.httpUrl);
+    const status = (path: string) =>
+      new Promise<number>((resolve, reject) =>
+        request({ host: '127.0.0.1', port, path }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end(),
+      );
+    expect(await status('//')).toBe(404);
+    expect(await status('//api/v1/stats')).toBe(404);
+    expect(await status('/api/v1/devices/%E0%A4%A/readings')).toBe(400);
+    expect(await status('/api/v1/devices?limit=0')).toBe(400);
+
+    for (const id of ['ws-a', 'ws-b', 'ws-c']) {
+      const dev = await connectDevice(gw.mqttUrl, id);
+      await dev.publishAsync(telemetryTopic(id), payload(reading(1, 1)), { qos: 1 });
+    }
+    const first = (await api(gw.httpUrl).devices('?limit=2')).body;
+    expect(first.devices.map((d) => d.id)).toEqual(['ws-a', 'ws-b']);
+    expect(first.next).toBe('ws-b');
+    const second = (await api(gw.httpUrl).devices(`?limit=2&after=${first.next}`)).body;
+    expect(second).toMatchObject({ devices: [{ id: 'ws-c' }], next: null });
   });
 });

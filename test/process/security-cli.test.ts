@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -59,6 +59,23 @@ describe('security from the command line', () => {
     expect((await cli(['passwd', 'list', '--users', users])).stdout).toBe('st-2\tdevice\n');
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
+  });
+
+  it('makes HTTP API tokens that are shown once and kept hashed, and opens the API beyond loopback with them', async () => {
+    const dir = await tempDir();
+    const tokens = join(dir, 'tokens');
+    const add = await cli(['token', 'add', 'grafana', '--scope', 'read', '--tokens', tokens]);
+    expect(add.code).toBe(0);
+    const token = add.stdout.trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await readFile(tokens, 'utf8')).not.toContain(token);
+    expect((await cli(['token', 'list', '--tokens', tokens])).stdout).toBe('grafana\tread\n');
+    const config = join(dir, 'gateway.yaml');
+    await writeFile(config, `http:\n  host: 0.0.0.0\nauth:\n  tokensFile: ${tokens}\n`);
+    const gw = await startGatewayProcess(join(dir, 'data'), ['--config', config]);
+    const url = `http://127.0.0.1:${gw.ready.http.port}/api/v1/stats`;
+    expect((await fetch(url)).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
   it('keeps the upstream password out of check-config, from the config, a file or the environment', async () => {

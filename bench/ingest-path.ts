@@ -95,7 +95,14 @@ const newMetrics = () =>
 async function runIngest(stage: string, store: TelemetryStore, syncWrites: boolean): Promise<void> {
   const ingest = await createIngest({
     store,
-    options: { ...loadConfig({}).ingest, maxPayloadBytes: MAX_BYTES, maxBatch: 1024, syncWrites, outbox: false },
+    options: {
+      ...loadConfig({}).ingest,
+      maxPayloadBytes: MAX_BYTES,
+      maxBatch: 1024,
+      syncWrites,
+      outbox: false,
+      deadLetters: loadConfig({}).deadLetters,
+    },
     log,
     metrics: newMetrics(),
     now: Date.now,
@@ -139,6 +146,7 @@ const nullStore: TelemetryStore = {
   write: () => new Promise((resolve) => setImmediate(resolve)),
   readings: async () => ({ items: [], next: null }),
   deadLetters: async () => [],
+  pruneDeadLetters: async () => 0,
   close: async () => undefined,
 };
 await runIngest('ingest, storage a no-op', nullStore, true);

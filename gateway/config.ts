@@ -139,6 +139,14 @@ export const configSchema = z
         rejectLogIntervalMs: z.number().int().min(0).default(60_000),
       })
       .prefault({}),
+    deadLetters: z
+      .strictObject({
+        /** Bytes of a rejected payload kept in its dead letter (its full size is kept too). */
+        maxPayloadBytes: z.number().int().min(0).max(1_048_576).default(8192),
+        /** Dead letters kept; beyond, the oldest are deleted and counted. */
+        maxCount: z.number().int().min(1).max(10_000_000).default(10_000),
+      })
+      .prefault({}),
     upstream: upstreamSchema,
     log: z
       .strictObject({

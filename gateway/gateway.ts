@@ -118,6 +118,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         maxBatch: config.store.maxBatch,
         syncWrites: config.store.syncWrites,
         outbox: upstream.enabled,
+        deadLetters: config.deadLetters,
       },
       log: log.child({ module: 'ingest' }),
       metrics,

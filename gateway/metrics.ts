@@ -140,6 +140,11 @@ export function createMetrics(sources: MetricSources): Metrics {
     labelNames: ['limit'] as const,
     registers: [registry],
   });
+  const deadLettersDropped = new Counter({
+    name: 'sensorgate_deadletters_dropped_total',
+    help: 'Oldest dead letters deleted to keep deadLetters.maxCount',
+    registers: [registry],
+  });
   const connected = new Gauge({
     name: 'sensorgate_connected_clients',
     help: 'MQTT clients connected to the embedded broker',
@@ -172,6 +177,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     limitExceeded: (limit) => limits.inc({ limit }),
     denied: (action) => denied.inc({ action }),
     storeFailure: () => failures.inc(),
+    deadLettersDropped: (n) => deadLettersDropped.inc(n),
     bootReset: () => bootResets.inc(),
     forwarded: (qos, n) => forwarded.inc({ qos: String(qos) }, n),
     acked: (qos, n) => upstreamAcked.inc({ qos: String(qos) }, n),

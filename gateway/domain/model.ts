@@ -68,5 +68,8 @@ export interface DeadLetter {
   qos: Qos;
   code: DeadLetterCode;
   reason: string;
+  /** What was kept of the payload: its first `deadLetters.maxPayloadBytes` bytes. */
   payload: Uint8Array;
+  /** The size of the payload as received. */
+  payloadBytes: number;
 }

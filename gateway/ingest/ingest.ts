@@ -42,6 +42,8 @@ export interface IngestOptions {
   syncWrites: boolean;
   /** Write QoS 1/2 readings to the outbox (when forwarding upstream is enabled). */
   outbox: boolean;
+  /** Bytes of a payload kept in its dead letter, and how many dead letters are kept (the oldest go). */
+  deadLetters: { maxPayloadBytes: number; maxCount: number };
 }
 
 /** What ingest reports, counted once a batch is durable. */
@@ -50,6 +52,8 @@ export interface IngestMetrics {
   missing(qos: Qos, delta: number): void;
   batch(size: number, sync: boolean, ms: number): void;
   storeFailure(): void;
+  /** Old dead letters deleted to keep `deadLetters.maxCount`. */
+  deadLettersDropped(n: number): void;
   bootReset(): void;
 }
 
@@ -135,6 +139,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
         if (e.reset) metrics.bootReset();
       }
       tally.report(metrics.outcome);
+      if (entries.some((e) => e.deadLetter)) prune();
       deps.onCommitted?.(entries);
     },
     onFailure(entries, err) {
@@ -144,6 +149,29 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       log.error({ err, entries: entries.length }, 'store write failed: nothing in it is acked, devices will retry');
     },
   });
+
+  /** One prune at a time; a batch that adds dead letters while one runs is covered by the next. */
+  let pruning = false;
+  function prune(): void {
+    if (pruning) return;
+    pruning = true;
+    store
+      .pruneDeadLetters(options.deadLetters.maxCount)
+      .then(
+        (n) => {
+          if (n === 0) return;
+          metrics.deadLettersDropped(n);
+          log.warn(
+            { dropped: n, kept: options.deadLetters.maxCount },
+            'oldest dead letters deleted (deadLetters.maxCount)',
+          );
+        },
+        (err: unknown) => log.error({ err }, 'dead letters not pruned'),
+      )
+      .finally(() => {
+        pruning = false;
+      });
+  }
 
   /** Beyond this many queued entries even QoS 0 waits for its write, so a flood cannot grow memory without bound. */
   const maxQueued = options.maxBatch * 4;
@@ -161,7 +189,11 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       entry.reading = p.reading;
       entry.outbox = options.outbox && msg.qos > 0;
     }
-    if (p.deadLetter) entry.deadLetter = p.deadLetter;
+    if (p.deadLetter) {
+      const { payload } = p.deadLetter;
+      const max = options.deadLetters.maxPayloadBytes;
+      entry.deadLetter = payload.length > max ? { ...p.deadLetter, payload: payload.subarray(0, max) } : p.deadLetter;
+    }
     states.stage(p.device);
     const done = commit.enqueue(entry, msg.qos > 0);
     // QoS 0 does not wait for its write (at most once; a failure is logged by onFailure) unless the writer is behind:

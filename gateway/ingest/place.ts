@@ -77,7 +77,8 @@ function deadLetter(
   code: DeadLetterCode,
   reason: string,
 ): DeadLetter {
-  return { rx, topic: msg.topic, clientId: msg.clientId, deviceId, qos: msg.qos, code, reason, payload: msg.payload };
+  const { topic, clientId, qos, payload } = msg;
+  return { rx, topic, clientId, deviceId, qos, code, reason, payload, payloadBytes: payload.length };
 }
 
 /** A message that failed decoding or validation, or named no valid device: kept raw with its reason. */

@@ -44,6 +44,8 @@ export interface TelemetryStore {
   write(entries: readonly CommitEntry[], sync: boolean): Promise<void>;
   readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage>;
   deadLetters(limit: number): Promise<DeadLetter[]>;
+  /** Deletes the oldest dead letters beyond the newest `keep`; resolves with how many it deleted. */
+  pruneDeadLetters(keep: number): Promise<number>;
   close(): Promise<void>;
 }
 

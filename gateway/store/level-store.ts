@@ -51,6 +51,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   readonly #meta;
   readonly #session;
   #outboxReadings = 0;
+  #deadLetterCount = 0;
   #outboxBytes = 0;
   #closing: Promise<void> | undefined;
 
@@ -125,6 +126,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       await db.close();
       throw new GatewayError('GW_STORE_OPEN_FAILED', `store at ${dataDir} has an unsupported schema version`);
     }
+    for await (const _ of store.#deadletter.keys()) store.#deadLetterCount++;
     for await (const [key, value] of store.#outbox.iterator()) {
       store.#outboxReadings++;
       store.#outboxBytes += key.length + value.byteLength;
@@ -167,6 +169,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     let maxGseq = -1;
     let outboxReadings = 0;
     let outboxBytes = 0;
+    let deadLetters = 0;
     for (const e of entries) {
       maxGseq = Math.max(maxGseq, e.gseq);
       if (e.device) devices.set(e.device.id, e.device);
@@ -180,7 +183,10 @@ export class LevelStore implements TelemetryStore, OutboxStore {
           outboxBytes += key.length + value.byteLength;
         }
       }
-      if (e.deadLetter) batch.put(seqKey(e.gseq), encodeValue(e.deadLetter), { sublevel: this.#deadletter as never });
+      if (e.deadLetter) {
+        batch.put(seqKey(e.gseq), encodeValue(e.deadLetter), { sublevel: this.#deadletter as never });
+        deadLetters++;
+      }
     }
     for (const [id, record] of devices) batch.put(this.#devices.prefix + id, encodeDevice(record));
     if (maxGseq >= 0) batch.put(`${this.#meta.prefix}gseq`, encodeValue(maxGseq));
@@ -193,6 +199,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     }
     this.#outboxReadings += outboxReadings;
     this.#outboxBytes += outboxBytes;
+    this.#deadLetterCount += deadLetters;
   }
 
   async readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage> {
@@ -206,6 +213,16 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       items: page.map(([, v]) => decodeReadingValue(v)),
       next: entries.length > query.limit && last ? encodeCursor(last[0]) : null,
     };
+  }
+
+  async pruneDeadLetters(keep: number): Promise<number> {
+    const excess = this.#deadLetterCount - keep;
+    if (excess <= 0) return 0;
+    // Keys are arrival sequences, so the first ones are the oldest. Not synced: forgetting is no promise to keep.
+    const oldest = await this.#deadletter.keys({ limit: excess }).all();
+    await this.#deadletter.batch(oldest.map((key) => ({ type: 'del' as const, key })));
+    this.#deadLetterCount -= oldest.length;
+    return oldest.length;
   }
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {

@@ -71,5 +71,8 @@ export function decodeReadingValue(bytes: Uint8Array): StoredReading {
 }
 
 export function decodeDeadLetter(bytes: Uint8Array): DeadLetter {
-  return decodeValue(bytes) as DeadLetter;
+  const letter = decodeValue(bytes) as DeadLetter;
+  // Letters written before payloads were cut to a bound kept them whole.
+  letter.payloadBytes ??= letter.payload.length;
+  return letter;
 }

@@ -139,6 +139,31 @@ describe('limits a client cannot break', () => {
     await silent.closed;
   });
 
+  it('bounds the dead letters: the first maxPayloadBytes of each payload, the newest maxCount, across a restart', async () => {
+    const dataDir = await tempDir();
+    const config = { deadLetters: { maxPayloadBytes: 100, maxCount: 3 } };
+    const junk = (i: number) => Buffer.alloc(500, 0xf0 + i);
+    const send = async (url: string, from: number, to: number) => {
+      const dev = await connectDevice(url, 'ws-junk');
+      for (let i = from; i < to; i++) await dev.publishAsync(telemetryTopic('ws-junk'), junk(i), { qos: 1 });
+      await dev.endAsync();
+    };
+    const first = await startTestGateway({ dataDir, config });
+    await send(first.mqttUrl, 0, 5);
+    const letters = async (base: string) => (await api(base).deadLetters()).body.deadLetters;
+    await expect.poll(async () => (await letters(first.httpUrl)).length).toBe(3);
+    const kept = await letters(first.httpUrl);
+    expect(kept.map((l) => [Buffer.from(l.payload ?? '', 'base64'), l.payloadBytes])).toEqual(
+      [4, 3, 2].map((i) => [junk(i).subarray(0, 100), 500]),
+    );
+    expect((await api(first.httpUrl).metrics()).body).toMatch(/sensorgate_deadletters_dropped_total 2/);
+    await first.close();
+    const second = await startTestGateway({ dataDir, config });
+    await send(second.mqttUrl, 5, 6);
+    await expect.poll(async () => (await letters(second.httpUrl)).map((l) => l.payload?.length)).toHaveLength(3);
+    expect(Buffer.from((await letters(second.httpUrl))[0]?.payload ?? '', 'base64')[0]).toBe(0xf5);
+  });
+
   it('refuses keepalive 0 or above the maximum, an empty client id without a clean session, and packet id 0', async () => {
     const gw = await startTestGateway({ config: { mqtt: { maxKeepaliveSeconds: 120 } } });
     const port = Number(new URL(gw.mqttUrl).port);

@@ -195,6 +195,12 @@ class MemoryStore implements TelemetryStore {
   }
   readings = async () => ({ items: [], next: null });
   deadLetters = async () => [];
+  /** The `keep` of every prune asked for. */
+  readonly prunes: number[] = [];
+  pruneDeadLetters = async (keep: number) => {
+    this.prunes.push(keep);
+    return 2;
+  };
   close = async () => undefined;
 }
 
@@ -207,6 +213,7 @@ const INGEST: IngestOptions = {
   maxBatch: 64,
   syncWrites: true,
   outbox: true,
+  deadLetters: { maxPayloadBytes: 16, maxCount: 5 },
 };
 
 function recordingMetrics() {
@@ -217,6 +224,7 @@ function recordingMetrics() {
     batch: () => undefined,
     storeFailure: () => outcomes.push('failure'),
     bootReset: () => undefined,
+    deadLettersDropped: (n) => outcomes.push(`dropped x${n}`),
   };
   return { outcomes, metrics };
 }
@@ -241,6 +249,20 @@ describe('createIngest over a store port', () => {
     expect(store.batches.at(-1)?.sync).toBe(true);
     expect(outcomes).toContain('stored/1x1');
     expect(ingest.devices()[0]?.counters[1].stored).toBe(1);
+  });
+
+  it('keeps the first maxPayloadBytes of a rejected payload with its full size, and prunes to maxCount after', async () => {
+    const store = new MemoryStore();
+    const { outcomes, metrics } = recordingMetrics();
+    const ingest = await createIngest({ store, options: INGEST, log: logTo([]), metrics, now: () => T0 });
+    const junk = Buffer.alloc(100, 0xff);
+    await ingest.receive(msg(junk), route).done;
+    await ingest.drain();
+    const letter = store.batches.flatMap((b) => b.entries).find((e) => e.deadLetter)?.deadLetter;
+    expect(letter?.payload).toEqual(junk.subarray(0, 16));
+    expect(letter?.payloadBytes).toBe(100);
+    await expect.poll(() => store.prunes).toEqual([5]);
+    await expect.poll(() => outcomes).toContain('dropped x2');
   });
 
   it('acks nothing of a failed batch and classifies the resend against the durable state', async () => {

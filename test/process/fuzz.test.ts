@@ -127,7 +127,8 @@ describe('a mutation fuzz against a running gateway', () => {
     const workers = Array.from({ length: CONCURRENT }, async (_, w) => {
       const mine = rng.fork(`worker-${w}`);
       while (Date.now() < until) {
-        packets += await session(port, mine);
+        const sent = await session(port, mine);
+        packets += sent;
         connections++;
         peakRss = Math.max(peakRss, await rssMb(pid));
       }

@@ -32,6 +32,9 @@ const schema = z.strictObject({
   drainMs: z.number().int().min(0).default(10_000),
   username: z.string().nullable().default(null),
   password: z.string().nullable().default(null),
+  ca: z.string().nullable().default(null),
+  cert: z.string().nullable().default(null),
+  key: z.string().nullable().default(null),
 });
 
 export type SimFileConfig = z.output<typeof schema>;
@@ -74,6 +77,10 @@ export function toSimConfig(c: SimFileConfig): SimConfig {
     faults: parseFaults(c.faults),
     username: c.username ?? undefined,
     password: c.password ?? undefined,
+    tls:
+      c.ca === null && c.cert === null && c.key === null
+        ? undefined
+        : { ca: c.ca ?? undefined, cert: c.cert ?? undefined, key: c.key ?? undefined },
     idPrefix: c.idPrefix,
     topicPrefix: c.topicPrefix,
     maxBuffer: c.maxBuffer,

@@ -21,10 +21,18 @@ export interface DeviceOptions {
   maxBuffer: number;
   username?: string | undefined;
   password?: string | undefined;
+  tls?: DeviceTls | undefined;
   faults: FaultSpec;
   ledger: LedgerWriter;
   rng: Rng;
   now(): number;
+}
+
+/** A CA to trust and a client certificate and key, as MQTT.js takes them for mqtts:// and wss://. */
+export interface DeviceTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 export interface DeviceStats {
@@ -143,6 +151,7 @@ export class SimDevice {
       will: { topic: status, payload: Buffer.from('offline'), qos: 1, retain: true },
       ...(o.username === undefined ? {} : { username: o.username }),
       ...(o.password === undefined ? {} : { password: o.password }),
+      ...o.tls,
     });
     this.#client = client;
     client.on('connect', () => {

@@ -11,11 +11,14 @@ const DEFAULT_CONFIG = 'config/device-sim.yaml';
 const USAGE = `usage:
   device-sim run [--url mqtt://127.0.0.1:1883] [--devices N] [--qos 0|1|2|mix] [--interval MS]
                  [--duration S | --count K] [--encoding cbor|cbor-device|json|mix] [--seed X] [--ledger DIR]
-                 [--faults SPEC] [--username U --password P] [--id-prefix P] [--config FILE]
+                 [--faults SPEC] [--username U --password P] [--ca F --cert F --key F] [--id-prefix P]
+                 [--config FILE]
   device-sim verify --ledger DIR [--gateway http://127.0.0.1:8080] [--json] [--config FILE]
 
   --faults  comma-separated: reset=P,stall=P,stallMs=MS,latency=MS,jitter=MS,reboot=P,dup=P
             (reset/stall/reboot: probability per connection or device per second; dup: per reading)
+  --username, --cert, --key: {id} is replaced by each device's id (one user or certificate per device);
+            --url may be mqtt://, mqtts:// (with --ca, --cert, --key), ws:// or wss://
   Defaults come from ${DEFAULT_CONFIG}.`;
 
 const num = (s: string | undefined): number | string | undefined =>
@@ -39,6 +42,9 @@ async function main(): Promise<number> {
       faults: { type: 'string' },
       username: { type: 'string' },
       password: { type: 'string' },
+      ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
       'id-prefix': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -68,6 +74,9 @@ async function main(): Promise<number> {
     faults: values.faults,
     username: values.username,
     password: values.password,
+    ca: values.ca,
+    cert: values.cert,
+    key: values.key,
     idPrefix: values['id-prefix'],
   });
 

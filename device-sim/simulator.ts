@@ -1,6 +1,7 @@
 /** A fleet run: devices, the fault proxy in front of the gateway, progress, and a drain at the end. */
 import type { DeviceEncoding } from '../gateway/domain/wire.js';
-import { SimDevice, type DeviceStats } from './device.js';
+import { readFileSync } from 'node:fs';
+import { SimDevice, type DeviceStats, type DeviceTls } from './device.js';
 import { hasNetworkFaults, type FaultSpec } from './faults.js';
 import { openLedger } from './ledger.js';
 import { startFaultProxy, type FaultProxy, type ProxyStats } from './proxy.js';
@@ -24,8 +25,11 @@ export interface SimConfig {
   seed: string;
   ledgerDir: string;
   faults: FaultSpec;
+  /** `{id}` is replaced by each device's id: a gateway with users wants one user per device, named as the device. */
   username?: string | undefined;
   password?: string | undefined;
+  /** For mqtts:// and wss:// URLs: the CA file, and a client certificate and key file each (`{id}` as above). */
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
   idPrefix: string;
   topicPrefix: string;
   maxBuffer: number;
@@ -64,6 +68,19 @@ function qosOf(config: SimConfig, index: number): 0 | 1 | 2 {
 }
 
 /** Runs the fleet until the duration or count is reached or `signal` aborts, then drains and stops everything. */
+/** The TLS files of one device, read now: a missing one should stop the run before any device starts. */
+function tlsFiles(tls: SimConfig['tls'], id: string): DeviceTls | undefined {
+  if (!tls) return undefined;
+  const read = (path: string | undefined) =>
+    path === undefined ? {} : { value: readFileSync(path.replaceAll('{id}', id)) };
+  const [ca, cert, key] = [read(tls.ca), read(tls.cert), read(tls.key)];
+  return {
+    ...(ca.value ? { ca: ca.value } : {}),
+    ...(cert.value ? { cert: cert.value } : {}),
+    ...(key.value ? { key: key.value } : {}),
+  };
+}
+
 export async function runSimulation(
   config: SimConfig,
   opts: { onProgress?: (p: Progress) => void; signal?: AbortSignal; now?: () => number } = {},
@@ -98,8 +115,9 @@ export async function runSimulation(
           count: config.count,
           topicPrefix: config.topicPrefix,
           maxBuffer: config.maxBuffer,
-          username: config.username,
+          username: config.username?.replaceAll('{id}', id),
           password: config.password,
+          tls: tlsFiles(config.tls, id),
           faults: config.faults,
           ledger,
           rng: rng.fork(id),

@@ -42,9 +42,27 @@ const grants = (publish: string[], subscribe: string[]) =>
 
 const LOOPBACK = /^(?:127(?:\.\d{1,3}){3}|::1|localhost)$/;
 
-/** A listener reachable from the LAN needs authentication, unless anonymous access was asked for explicitly. */
-function openListeners(c: { mqtt: { host: string }; http: { host: string } }): string[] {
-  return (['mqtt', 'http'] as const).filter((l) => !LOOPBACK.test(c[l].host));
+/** The listeners reachable from the LAN, by config path: they need authentication unless anonymous access was asked for. */
+function openListeners(c: {
+  mqtt: { host: string; tls: { host: string; clientCerts: string } | null; ws: { host: string } | null };
+  http: { host: string };
+}): { path: string[]; host: string; kind: 'mqtt' | 'http'; certs: boolean }[] {
+  const all = [
+    { path: ['mqtt', 'host'], host: c.mqtt.host, kind: 'mqtt' as const, certs: false },
+    { path: ['http', 'host'], host: c.http.host, kind: 'http' as const, certs: false },
+    ...(c.mqtt.tls
+      ? [
+          {
+            path: ['mqtt', 'tls', 'host'],
+            host: c.mqtt.tls.host,
+            kind: 'mqtt' as const,
+            certs: c.mqtt.tls.clientCerts === 'require',
+          },
+        ]
+      : []),
+    ...(c.mqtt.ws ? [{ path: ['mqtt', 'ws', 'host'], host: c.mqtt.ws.host, kind: 'mqtt' as const, certs: false }] : []),
+  ];
+  return all.filter((l) => !LOOPBACK.test(l.host));
 }
 
 export const configSchema = z
@@ -66,6 +84,33 @@ export const configSchema = z
         connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /** The largest keepalive a client may ask for; 0 ("never time out") is refused too. */
         maxKeepaliveSeconds: z.number().int().min(1).max(65_535).default(3600),
+        /** MQTT over TLS on its own address; null: none. */
+        tls: z
+          .strictObject({
+            host: host.default('127.0.0.1'),
+            port: port.default(8883),
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            /** The CA that signs device certificates. */
+            ca: z.string().min(1).nullable().default(null),
+            /** require: a device must show a certificate from `ca`, whose CN is its identity. */
+            clientCerts: z.enum(['none', 'request', 'require']).default('none'),
+          })
+          .nullable()
+          .default(null),
+        /** MQTT over WebSocket (for browser dashboards); `tls` makes it wss. null: none. */
+        ws: z
+          .strictObject({
+            host: host.default('127.0.0.1'),
+            port: port.default(8083),
+            path: z.string().startsWith('/').default('/mqtt'),
+            tls: z
+              .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+              .nullable()
+              .default(null),
+          })
+          .nullable()
+          .default(null),
       })
       .prefault({}),
     auth: z
@@ -170,17 +215,16 @@ export const configSchema = z
     if ((c.upstream.tls.cert === null) !== (c.upstream.tls.key === null)) {
       ctx.addIssue({ code: 'custom', path: ['upstream', 'tls'], message: 'cert and key go together' });
     }
-    const open = openListeners(c);
     if (c.auth.allowAnonymous !== true) {
-      for (const listener of open) {
-        if (listener === 'mqtt' && c.auth.usersFile !== null) continue;
-        if (listener === 'http' && c.auth.tokensFile !== null) continue;
+      for (const listener of openListeners(c)) {
+        if (listener.kind === 'mqtt' && (c.auth.usersFile !== null || listener.certs)) continue;
+        if (listener.kind === 'http' && c.auth.tokensFile !== null) continue;
         ctx.addIssue({
           code: 'custom',
-          path: [listener, 'host'],
+          path: listener.path,
           message:
-            listener === 'mqtt'
-              ? `${c.mqtt.host} is not loopback and no authentication is configured: set auth.usersFile (create users with gateway passwd add) or, to let anyone on the network in, auth.allowAnonymous: true`
+            listener.kind === 'mqtt'
+              ? `${listener.host} is not loopback and no authentication is configured: set auth.usersFile (create users with gateway passwd add) or, to let anyone on the network in, auth.allowAnonymous: true`
               : `${c.http.host} is not loopback and the HTTP API has no tokens: set auth.tokensFile (create tokens with gateway token add), keep http.host on 127.0.0.1, or set auth.allowAnonymous: true to open it to the network`,
         });
       }

@@ -32,9 +32,17 @@ export interface Endpoint {
   port: number;
 }
 
+/** Where each listener is bound: `mqtts` and `ws` only when configured. */
+export interface Addresses {
+  mqtt: Endpoint;
+  mqtts?: Endpoint;
+  ws?: Endpoint;
+  http: Endpoint;
+}
+
 export interface Gateway {
   /** Opens the store and starts listening; resolves with the bound addresses. */
-  start(): Promise<{ mqtt: Endpoint; http: Endpoint }>;
+  start(): Promise<Addresses>;
   /** Stops accepting, finishes in-flight commits, closes the database. Idempotent. */
   close(): Promise<void>;
   /** Re-reads the users file (SIGHUP): new connections use it, connected clients keep their grants. */
@@ -59,7 +67,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     log.info('shut down');
   }
 
-  async function start(): Promise<{ mqtt: Endpoint; http: Endpoint }> {
+  async function start(): Promise<Addresses> {
     const dataDir = resolve(config.store.dataDir);
     const { store, found } = await LevelStore.open(dataDir, deps.createDb, config.store.verifyOnStart);
     closers.push(() => store.close());
@@ -144,6 +152,8 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     const broker = await startBroker({
       id: brokerId(config.gatewayId, await store.countStart()),
       host: config.mqtt.host,
+      tls: config.mqtt.tls,
+      ws: config.mqtt.ws,
       port: config.mqtt.port,
       authorizePublish: createAuthorizePublish({
         route: createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign }),
@@ -184,7 +194,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       log.child({ module: 'http' }),
     );
     closers.push(() => http.close());
-    return { mqtt: broker.address, http: http.address };
+    return { ...broker.addresses, http: http.address };
   }
 
   return {

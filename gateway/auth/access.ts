@@ -117,9 +117,11 @@ export class Access {
     clientId: string;
     username: string | undefined;
     password: Buffer | undefined;
+    certName: string | null;
   }): Promise<AuthResult> {
-    const { clientId, username } = req;
+    const { clientId, username, certName } = req;
     const holder = this.#users.get(clientId);
+    if (certName !== null) return this.#byCertificate(certName, clientId, username, holder);
     if (username === undefined || this.#options.usersFile === null) {
       if (!anonymousAllowed(this.#options))
         return { ok: false, returnCode: 5, reason: 'anonymous clients not allowed' };
@@ -135,6 +137,22 @@ export class Access {
     }
     if (holder?.role === 'device' && holder.name !== user.name) return takeover(clientId);
     return { ok: true, grant: this.#grant(user.name, user.role, clientId) };
+  }
+
+  /**
+   * A verified client certificate is the identity: its CN is the user name, with the role of that user in the users
+   * file, or `device` when it has none there (the CA vouches for the device). No password is needed.
+   */
+  #byCertificate(name: string, clientId: string, username: string | undefined, holder: User | undefined): AuthResult {
+    if (username !== undefined && username !== name) {
+      return { ok: false, returnCode: 4, reason: `the certificate names ${name}, not ${username}` };
+    }
+    const role = this.#users.get(name)?.role ?? 'device';
+    if (role === 'device' && clientId !== name) {
+      return { ok: false, returnCode: 2, reason: `device ${name} must connect with client id ${name}` };
+    }
+    if (holder?.role === 'device' && holder.name !== name) return takeover(clientId);
+    return { ok: true, grant: this.#grant(name, role, clientId) };
   }
 
   #grant(user: string | null, role: Role, clientId: string): Grant {

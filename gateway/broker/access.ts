@@ -4,6 +4,7 @@
  * subscription, closing the connection on a refused publish (MQTT 3.1.1 has no negative PUBACK, and acking would
  * promise the reading is kept), and the grant of each connected client.
  */
+import { TLSSocket } from 'node:tls';
 import type { AedesOptions, Client } from 'aedes';
 import type { Logger } from '../shared/log.js';
 import { Throttle } from '../ingest/throttle.js';
@@ -24,6 +25,15 @@ export interface ConnectRequest {
   clientId: string;
   username: string | undefined;
   password: Buffer | undefined;
+  /** The CN of a client certificate the TLS listener verified against its CA; null without one. */
+  certName: string | null;
+}
+
+function certName(client: Client): string | null {
+  const conn = client.conn;
+  if (!(conn instanceof TLSSocket) || !conn.authorized) return null;
+  const cn = conn.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : null;
 }
 
 export interface ClientAccess {
@@ -77,16 +87,18 @@ export function createAccessHooks(deps: {
         fail(2, 'an empty client id needs a clean session');
         return;
       }
-      access.authenticate({ clientId: client.id, username, password: password ?? undefined }).then(
-        (result) => {
-          if (!result.ok) return fail(result.returnCode, result.reason);
-          const will = willTopics.get(client);
-          if (will !== undefined && !result.grant.mayPublish(will)) return fail(5, `may not leave a will on ${will}`);
-          grants.set(client, result.grant);
-          callback(null, true);
-        },
-        (err: Error) => callback(Object.assign(err, { returnCode: 3 as const }), false),
-      );
+      access
+        .authenticate({ clientId: client.id, username, password: password ?? undefined, certName: certName(client) })
+        .then(
+          (result) => {
+            if (!result.ok) return fail(result.returnCode, result.reason);
+            const will = willTopics.get(client);
+            if (will !== undefined && !result.grant.mayPublish(will)) return fail(5, `may not leave a will on ${will}`);
+            grants.set(client, result.grant);
+            callback(null, true);
+          },
+          (err: Error) => callback(Object.assign(err, { returnCode: 3 as const }), false),
+        );
     },
     authorizeSubscribe(client, sub, callback) {
       const grant = client && grants.get(client);

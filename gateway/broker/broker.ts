@@ -1,11 +1,11 @@
-/** The embedded Aedes broker on a TCP listener. Owns both and closes both. */
-import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+/** The embedded Aedes broker and its listeners (listeners.ts). Owns them and closes them. */
+import type { Socket } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { AccessHooks } from './access.js';
 import { checkReads, orderRouting } from './aedes-internals.js';
+import { type Endpoint, type Listener, socketListener, type TlsFiles, webSocketListener } from './listeners.js';
 import { FrameMeter } from './packet-guard.js';
 import { publishOrphanedWills } from './wills.js';
 
@@ -17,6 +17,10 @@ export interface BrokerOptions {
   id: string;
   host: string;
   port: number;
+  /** MQTT over TLS, on its own address; null: none. */
+  tls: (TlsFiles & { host: string; port: number }) | null;
+  /** MQTT over WebSocket (`wss` with `tls`); null: none. */
+  ws: { host: string; port: number; path: string; tls: TlsFiles | null } | null;
   authorizePublish: NonNullable<AedesOptions['authorizePublish']>;
   /** Where sessions, retained messages, wills and inbound QoS 2 state live (default: Aedes's in-memory store). */
   persistence?: AedesOptions['persistence'];
@@ -42,7 +46,9 @@ export interface BrokerMetrics {
 
 export interface Broker {
   readonly aedes: Aedes;
-  readonly address: { host: string; port: number };
+  readonly address: Endpoint;
+  /** Every listener's address: `mqtt`, and `mqtts` and `ws` when configured. */
+  readonly addresses: { mqtt: Endpoint; mqtts?: Endpoint; ws?: Endpoint };
   /** Stops accepting connections and disconnects every client. Idempotent. */
   close(): Promise<void>;
 }
@@ -87,14 +93,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     log.debug({ clientId: client.id, err: err.message }, 'connection error'),
   );
 
-  // noDelay: an ack is one small packet the device is waiting for; Nagle would hold it back.
-  const server: Server = createServer({ noDelay: true }, (socket) => aedes.handle(guarded(socket)));
-  server.maxConnections = opts.limits.maxConnections;
-  server.on('drop', () => {
-    opts.metrics.limitExceeded('connections');
-    log.debug({ maxConnections: opts.limits.maxConnections }, 'connection dropped: too many connections');
-  });
-  const guarded = (socket: Socket) => {
+  const guard = (socket: Socket) => {
     const meter = new FrameMeter(opts.limits.maxPacketBytes);
     return checkReads(socket, (chunk) => {
       const declared = meter.over(chunk);
@@ -104,31 +103,50 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       return false;
     });
   };
-  try {
-    server.listen(opts.port, opts.host);
-    await once(server, 'listening');
-  } catch (err) {
-    await closeAedes();
-    throw new GatewayError(
-      'GW_LISTEN_FAILED',
-      `MQTT cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  const bound = server.address() as AddressInfo;
-  log.info({ host: bound.address, port: bound.port }, 'mqtt listening');
-
-  let closing: Promise<void> | undefined;
-  return {
-    aedes,
-    address: { host: bound.address, port: bound.port },
-    close() {
-      closing ??= Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), closeAedes()]).then(
-        () => undefined,
-      );
-      return closing;
+  const hooks = {
+    handle: (stream: Parameters<Aedes['handle']>[0]) => aedes.handle(stream),
+    guard,
+    dropped: () => {
+      opts.metrics.limitExceeded('connections');
+      log.debug({ maxConnections: opts.limits.maxConnections }, 'connection dropped: too many connections');
     },
+    maxConnections: opts.limits.maxConnections,
+    maxPacketBytes: opts.limits.maxPacketBytes,
   };
+  const listeners: Listener[] = [];
+  const closeListeners = () => Promise.all(listeners.map((l) => l.close()));
+  try {
+    const tcp = await socketListener('MQTT', { host: opts.host, port: opts.port }, hooks);
+    listeners.push(tcp);
+    const addresses: Broker['addresses'] = { mqtt: tcp.address };
+    if (opts.tls) {
+      const tls = await socketListener('MQTT over TLS', { ...opts.tls, tls: opts.tls }, hooks);
+      listeners.push(tls);
+      addresses.mqtts = tls.address;
+    }
+    if (opts.ws) {
+      const ws = await webSocketListener('MQTT over WebSocket', opts.ws, hooks);
+      listeners.push(ws);
+      addresses.ws = ws.address;
+    }
+    for (const [kind, a] of Object.entries(addresses)) log.info({ kind, host: a.host, port: a.port }, 'mqtt listening');
+    return broker(addresses);
+  } catch (err) {
+    await closeListeners();
+    await closeAedes();
+    throw err;
+  }
+
+  function broker(addresses: Broker['addresses']): Broker {
+    let closing: Promise<void> | undefined;
+    return {
+      aedes,
+      address: addresses.mqtt,
+      addresses,
+      close() {
+        closing ??= Promise.all([closeListeners(), closeAedes()]).then(() => undefined);
+        return closing;
+      },
+    };
+  }
 }

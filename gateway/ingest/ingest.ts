@@ -150,11 +150,16 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     },
   });
 
-  /** One prune at a time; a batch that adds dead letters while one runs is covered by the next. */
+  /** One prune at a time; dead letters added while one runs get another right after it. */
   let pruning = false;
+  let pruneAgain = false;
   function prune(): void {
-    if (pruning) return;
+    if (pruning) {
+      pruneAgain = true;
+      return;
+    }
     pruning = true;
+    pruneAgain = false;
     store
       .pruneDeadLetters(options.deadLetters.maxCount)
       .then(
@@ -170,6 +175,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       )
       .finally(() => {
         pruning = false;
+        if (pruneAgain) prune();
       });
   }
 

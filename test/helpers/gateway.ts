@@ -1,12 +1,14 @@
 import { pino } from 'pino';
 import { onTestFinished } from 'vitest';
 import { loadConfig } from '../../gateway/config.js';
-import { createGateway, type Gateway } from '../../gateway/gateway.js';
+import { type Addresses, createGateway, type Gateway } from '../../gateway/gateway.js';
 import type { Db } from '../../gateway/store/level-store.js';
 import { tempDir } from './temp-dir.js';
 
 export interface TestGateway {
   gateway: Gateway;
+  /** Every listener's bound address. */
+  addresses: Addresses;
   mqttUrl: string;
   httpUrl: string;
   dataDir: string;
@@ -34,9 +36,11 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const gateway = createGateway(config, { log, ...(opts.createDb ? { createDb: opts.createDb } : {}) });
   onTestFinished(() => gateway.close());
-  const { mqtt, http } = await gateway.start();
+  const addresses = await gateway.start();
+  const { mqtt, http } = addresses;
   return {
     gateway,
+    addresses,
     mqttUrl: `mqtt://${mqtt.host}:${mqtt.port}`,
     httpUrl: `http://${http.host}:${http.port}`,
     dataDir,

@@ -58,6 +58,14 @@ describe('config', () => {
       expect(loadConfig({ mqtt: { host }, http: { host } }).mqtt.host).toBe(host);
     }
     expect(() => loadConfig({ auth: { allowAnonymous: false } })).toThrow(/auth\.allowAnonymous: false needs/);
+    // Every listener counts: a WebSocket listener on the LAN needs users; a TLS one that requires client
+    // certificates authenticates by them.
+    expect(() => loadConfig({ mqtt: { ws: { host: '0.0.0.0' } } })).toThrow(
+      /mqtt\.ws\.host: 0\.0\.0\.0 is not loopback/,
+    );
+    const tls = { host: '0.0.0.0', cert: 'c', key: 'k', ca: 'ca' };
+    expect(() => loadConfig({ mqtt: { tls } })).toThrow(/mqtt\.tls\.host/);
+    expect(loadConfig({ mqtt: { tls: { ...tls, clientCerts: 'require' } } }).mqtt.tls?.host).toBe('0.0.0.0');
     expect(() => loadConfig({ auth: { roles: { reader: { subscribe: ['a/#/b'] } } } })).toThrow(
       /auth\.roles\.reader\.subscribe\.0/,
     );

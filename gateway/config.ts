@@ -84,6 +84,8 @@ export const configSchema = z
         connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /** The largest keepalive a client may ask for; 0 ("never time out") is refused too. */
         maxKeepaliveSeconds: z.number().int().min(1).max(65_535).default(3600),
+        /** Messages queued for a persistent session while it is offline; beyond, new ones are dropped and counted. */
+        maxQueuedMessages: z.number().int().min(1).max(10_000_000).default(1000),
         /** MQTT over TLS on its own address; null: none. */
         tls: z
           .strictObject({

@@ -275,3 +275,49 @@ export function checkReads(socket: Socket, check: (chunk: Buffer) => boolean): S
   };
   return socket;
 }
+
+/* ---- 6. Queues of offline sessions ---- */
+
+type QueueMethods = {
+  outgoingEnqueueCombi(subs: { clientId: string }[], packet: unknown): Promise<unknown>;
+  outgoingStream(client: Client): AsyncIterable<unknown>;
+};
+
+/**
+ * Aedes 1.2 queues a QoS 1/2 message for every persistent session that subscribed to it with one
+ * `persistence.outgoingEnqueueCombi(subs, packet)` (aedes.js, after routing), connected or not. A session that is not
+ * connected gets at most `limit` messages queued; beyond that its new messages are dropped and reported, as Mosquitto's
+ * max_queued_messages does. Its count is taken from the persistence (`outgoingStream`) the first time it is needed and
+ * kept in memory until the client connects again (then its queue drains). Guarded by
+ * test/integration/security.test.ts (an offline session over its limit).
+ */
+export function limitOfflineQueues(aedes: Aedes, limit: number, dropped: (clientId: string) => void): void {
+  const persistence = (aedes as unknown as { persistence: QueueMethods }).persistence;
+  const clients = (aedes as unknown as { clients: Record<string, unknown> }).clients;
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence);
+  const counts = new Map<string, Promise<number>>();
+  aedes.on('client', (client) => counts.delete(client.id));
+  const queued = async (clientId: string) => {
+    let n = 0;
+    for await (const _ of persistence.outgoingStream({ id: clientId })) n++;
+    return n;
+  };
+  persistence.outgoingEnqueueCombi = async (subs, packet) => {
+    const kept: { clientId: string }[] = [];
+    for (const sub of subs) {
+      if (clients[sub.clientId]) {
+        kept.push(sub);
+        continue;
+      }
+      // Set before awaiting, so that a concurrent message for the same session counts after this one.
+      const decision = (counts.get(sub.clientId) ?? queued(sub.clientId)).then((n) => ({ keep: n < limit, n }));
+      counts.set(
+        sub.clientId,
+        decision.then((d) => (d.keep ? d.n + 1 : d.n)),
+      );
+      if ((await decision).keep) kept.push(sub);
+      else dropped(sub.clientId);
+    }
+    return enqueue(kept, packet);
+  };
+}

@@ -4,7 +4,7 @@ import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { AccessHooks } from './access.js';
-import { checkReads, orderRouting } from './aedes-internals.js';
+import { checkReads, limitOfflineQueues, orderRouting } from './aedes-internals.js';
 import { type Endpoint, type Listener, socketListener, type TlsFiles, webSocketListener } from './listeners.js';
 import { FrameMeter } from './packet-guard.js';
 import { publishOrphanedWills } from './wills.js';
@@ -35,13 +35,15 @@ export interface BrokerLimits {
   maxConnections: number;
   connectTimeoutMs: number;
   maxKeepaliveSeconds: number;
+  /** Messages queued for a persistent session while it is offline; beyond, new ones are dropped and counted. */
+  maxQueuedMessages: number;
 }
 
 export interface BrokerMetrics {
   /** The number of connected clients, after each connect and disconnect. */
   connectedClients(count: number): void;
   /** A connection closed because it went over a limit. */
-  limitExceeded(limit: 'packet_size' | 'connections'): void;
+  limitExceeded(limit: 'packet_size' | 'connections' | 'session_queue'): void;
 }
 
 export interface Broker {
@@ -72,6 +74,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     keepaliveLimit: opts.limits.maxKeepaliveSeconds,
   });
   orderRouting(aedes);
+  limitOfflineQueues(aedes, opts.limits.maxQueuedMessages, (clientId) => {
+    opts.metrics.limitExceeded('session_queue');
+    log.debug({ clientId, maxQueuedMessages: opts.limits.maxQueuedMessages }, 'offline session queue full: dropped');
+  });
   const closeAedes = () => new Promise<void>((resolve) => aedes.close(() => resolve()));
   try {
     // Before the listener opens, so that no device can connect and leave a new will under the same key first.

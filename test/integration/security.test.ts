@@ -5,7 +5,7 @@ import mqtt from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { addUser } from '../../gateway/auth/passwd.js';
 import { addToken } from '../../gateway/auth/tokens-file.js';
-import { api } from '../helpers/api.js';
+import { api, readingsOf } from '../helpers/api.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { rawSession, rawSocket } from '../helpers/raw-mqtt.js';
@@ -162,6 +162,31 @@ describe('limits a client cannot break', () => {
     await send(second.mqttUrl, 5, 6);
     await expect.poll(async () => (await letters(second.httpUrl)).map((l) => l.payload?.length)).toHaveLength(3);
     expect(Buffer.from((await letters(second.httpUrl))[0]?.payload ?? '', 'base64')[0]).toBe(0xf5);
+  });
+
+  it('queues at most maxQueuedMessages for an offline persistent session, and counts the rest', async () => {
+    const gw = await startTestGateway({ config: { mqtt: { maxQueuedMessages: 10 } } });
+    const dashboard = await connectDevice(gw.mqttUrl, 'dashboard', { clean: false });
+    await dashboard.subscribeAsync('sensors/+/telemetry', { qos: 1 });
+    await dashboard.endAsync();
+    const dev = await connectDevice(gw.mqttUrl, 'ws-q');
+    for (let seq = 0; seq < 30; seq++)
+      await dev.publishAsync(telemetryTopic('ws-q'), payload(reading(1, seq)), { qos: 1 });
+    expect((await api(gw.httpUrl).metrics()).body).toMatch(
+      /sensorgate_limit_exceeded_total\{limit="session_queue"\} 20/,
+    );
+
+    const received: number[] = [];
+    const back = mqtt.connect(gw.mqttUrl, { clientId: 'dashboard', clean: false, reconnectPeriod: 0 });
+    onTestFinished(() => back.endAsync(true));
+    back.on('message', () => received.push(received.length));
+    await new Promise((resolve) => back.once('connect', resolve));
+    await expect.poll(() => received.length).toBe(10);
+    // Connected again, it is not limited: the next readings all reach it.
+    for (let seq = 30; seq < 45; seq++)
+      await dev.publishAsync(telemetryTopic('ws-q'), payload(reading(1, seq)), { qos: 1 });
+    await expect.poll(() => received.length).toBe(25);
+    expect((await readingsOf(gw.httpUrl, 'ws-q', '?limit=100')).length).toBe(45);
   });
 
   it('refuses keepalive 0 or above the maximum, an empty client id without a clean session, and packet id 0', async () => {

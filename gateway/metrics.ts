@@ -136,7 +136,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   });
   const limits = new Counter({
     name: 'sensorgate_limit_exceeded_total',
-    help: 'Connections closed or messages dropped for going over a limit (packet_size, connections, session_queue)',
+    help: 'Connections closed or messages dropped for going over a limit (packet_size, connections, session_queue, slow_client)',
     labelNames: ['limit'] as const,
     registers: [registry],
   });

@@ -1,10 +1,11 @@
 /** The embedded Aedes broker and its listeners (listeners.ts). Owns them and closes them. */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions } from 'aedes';
 import { GatewayError } from '../domain/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { AccessHooks } from './access.js';
-import { checkReads, limitOfflineQueues, orderRouting } from './aedes-internals.js';
+import { checkReads, checkWrites, limitOfflineQueues, orderRouting } from './aedes-internals.js';
 import { type Endpoint, type Listener, socketListener, type TlsFiles, webSocketListener } from './listeners.js';
 import { FrameMeter } from './packet-guard.js';
 import { publishOrphanedWills } from './wills.js';
@@ -37,13 +38,15 @@ export interface BrokerLimits {
   maxKeepaliveSeconds: number;
   /** Messages queued for a persistent session while it is offline; beyond, new ones are dropped and counted. */
   maxQueuedMessages: number;
+  /** Bytes written to a client and not yet sent; beyond, it is disconnected (it stopped reading). */
+  maxOutgoingBufferBytes: number;
 }
 
 export interface BrokerMetrics {
   /** The number of connected clients, after each connect and disconnect. */
   connectedClients(count: number): void;
   /** A connection closed because it went over a limit. */
-  limitExceeded(limit: 'packet_size' | 'connections' | 'session_queue'): void;
+  limitExceeded(limit: 'packet_size' | 'connections' | 'session_queue' | 'slow_client'): void;
 }
 
 export interface Broker {
@@ -110,7 +113,16 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     });
   };
   const hooks = {
-    handle: (stream: Parameters<Aedes['handle']>[0]) => aedes.handle(stream),
+    handle: (stream: Duplex, unsent: () => number) =>
+      aedes.handle(
+        checkWrites(stream, unsent, opts.limits.maxOutgoingBufferBytes, () => {
+          opts.metrics.limitExceeded('slow_client');
+          log.warn(
+            { maxOutgoingBufferBytes: opts.limits.maxOutgoingBufferBytes },
+            'client disconnected: it stopped reading what was sent to it',
+          );
+        }),
+      ),
     guard,
     dropped: () => {
       opts.metrics.limitExceeded('connections');

@@ -32,8 +32,8 @@ export interface TlsFiles {
 }
 
 export interface ListenerHooks {
-  /** Hands one connection to the broker. */
-  handle(stream: Duplex): void;
+  /** Hands one connection to the broker, with how many bytes written to it are not yet sent. */
+  handle(stream: Duplex, unsent: () => number): void;
   /** Wraps a TCP or TLS socket before the broker reads it (the packet-size guard). */
   guard(socket: Socket): Socket;
   /** A connection refused because the listener was at maxConnections. */
@@ -90,7 +90,7 @@ export async function socketListener(
   hooks: ListenerHooks,
 ): Promise<Listener> {
   // noDelay: an ack is one small packet the device is waiting for; Nagle would hold it back.
-  const onSocket = (socket: Socket) => hooks.handle(hooks.guard(socket));
+  const onSocket = (socket: Socket) => hooks.handle(hooks.guard(socket), () => socket.writableLength);
   const server: Server = o.tls
     ? createTlsServer({ ...(await tlsOptions(o.tls)), noDelay: true }, onSocket)
     : createServer({ noDelay: true }, onSocket);
@@ -121,7 +121,10 @@ export async function webSocketListener(
   const server = o.tls ? createHttpsServer(await tlsOptions(o.tls)) : createHttpServer();
   // The packet size plus the largest fixed header: a WebSocket frame carries at most one packet's worth.
   const wss = new WebSocketServer({ server, path: o.path, maxPayload: hooks.maxPacketBytes + 5 });
-  wss.on('connection', (ws) => hooks.handle(createWebSocketStream(ws)));
+  wss.on('connection', (ws) => {
+    const stream = createWebSocketStream(ws);
+    hooks.handle(stream, () => stream.writableLength + ws.bufferedAmount);
+  });
   limited(server, hooks);
   const address = await listen(server, name, o.host, o.port);
   return {

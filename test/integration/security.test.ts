@@ -164,6 +164,31 @@ describe('limits a client cannot break', () => {
     expect(Buffer.from((await letters(second.httpUrl))[0]?.payload ?? '', 'base64')[0]).toBe(0xf5);
   });
 
+  it('disconnects a subscriber that stopped reading before its backlog grows the gateway, and publishers go on', async () => {
+    const gw = await startTestGateway({ config: { mqtt: { maxOutgoingBufferBytes: 256 * 1024 } } });
+    const port = Number(new URL(gw.mqttUrl).port);
+    const stuck = await rawSession(port, 'stuck', { clean: true });
+    const suback = stuck.next('suback');
+    stuck.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 1 }] });
+    await suback;
+    stuck.socket.pause();
+    const rssBefore = process.memoryUsage().rss;
+    const camera = await connectDevice(gw.mqttUrl, 'camera');
+    const over = async () => /limit="slow_client"\} 1/.test((await api(gw.httpUrl).metrics()).body);
+    // The kernel's buffers on both sides of loopback take some megabytes first; 100 MB is far beyond them.
+    let sent = 0;
+    while (sent < 1000 && !(await over())) {
+      await camera.publishAsync('lab/camera/frame', Buffer.alloc(100_000, 1), { qos: 1 });
+      sent++;
+    }
+    expect(await over()).toBe(true);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
+    const dev = await connectDevice(gw.mqttUrl, 'ws-after');
+    await dev.publishAsync(telemetryTopic('ws-after'), payload(reading(1, 1)), { qos: 1 });
+    stuck.socket.resume();
+    await stuck.closed;
+  });
+
   it('queues at most maxQueuedMessages for an offline persistent session, and counts the rest', async () => {
     const gw = await startTestGateway({ config: { mqtt: { maxQueuedMessages: 10 } } });
     const dashboard = await connectDevice(gw.mqttUrl, 'dashboard', { clean: false });

@@ -86,6 +86,13 @@ export const configSchema = z
         maxKeepaliveSeconds: z.number().int().min(1).max(65_535).default(3600),
         /** Messages queued for a persistent session while it is offline; beyond, new ones are dropped and counted. */
         maxQueuedMessages: z.number().int().min(1).max(10_000_000).default(1000),
+        /** A persistent session whose client stays offline this long is removed (subscriptions and queue). */
+        sessionExpirySeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(10 * 365 * 86_400)
+          .default(7 * 86_400),
         /** Bytes written to a client and not yet sent (beyond what the kernel holds); beyond, it is disconnected. */
         maxOutgoingBufferBytes: z
           .number()

@@ -4,7 +4,7 @@ import { Access } from './auth/access.js';
 import { createAccessHooks } from './broker/access.js';
 import { startBroker } from './broker/broker.js';
 import { createAuthorizePublish } from './broker/hooks.js';
-import { createBrokerPersistence } from './broker/persistence.js';
+import { createBrokerPersistence, sessionStore } from './broker/persistence.js';
 import { createTopicRouter } from './domain/topics.js';
 import { brokerId } from './broker/wills.js';
 import type { FrozenConfig } from './config.js';
@@ -154,6 +154,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       host: config.mqtt.host,
       tls: config.mqtt.tls,
       ws: config.mqtt.ws,
+      sessions: { store: sessionStore(store.db, persistence), expiryMs: config.mqtt.sessionExpirySeconds * 1000 },
       port: config.mqtt.port,
       authorizePublish: createAuthorizePublish({
         route: createTopicRouter({ prefix: config.ingest.topicPrefix, foreign: config.ingest.foreign }),

@@ -145,6 +145,11 @@ export function createMetrics(sources: MetricSources): Metrics {
     help: 'Oldest dead letters deleted to keep deadLetters.maxCount',
     registers: [registry],
   });
+  const sessionsExpired = new Counter({
+    name: 'sensorgate_sessions_expired_total',
+    help: 'Persistent sessions removed after mqtt.sessionExpirySeconds offline',
+    registers: [registry],
+  });
   const connected = new Gauge({
     name: 'sensorgate_connected_clients',
     help: 'MQTT clients connected to the embedded broker',
@@ -174,6 +179,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     ack: (qos, ms) => (ackChildren[qos] as ReturnType<typeof ackSeconds.labels>).observe(ms / 1000),
     connectedClients: (count) => connected.set(count),
+    sessionExpired: () => sessionsExpired.inc(),
     limitExceeded: (limit) => limits.inc({ limit }),
     denied: (action) => denied.inc({ action }),
     storeFailure: () => failures.inc(),

@@ -343,3 +343,37 @@ export function limitOfflineQueues(aedes: Aedes, limit: number, dropped: (client
     return enqueue(kept, packet);
   };
 }
+
+/* ---- 7. Removing an offline session ----
+ *
+ * Aedes has no API to forget a persistent session that never comes back. aedes-persistence-level 9.2 keeps, per client
+ * id (encodeURIComponent'd, then ':'), its subscriptions under `subscriptions:`, the messages queued for it under
+ * `outgoing:` and `outgoing-id:`, and its inbound QoS 2 state under `incoming:`. Subscriptions go through the public
+ * `cleanSubscriptions` (it also updates the in-memory trie); the rest are key ranges. Guarded by
+ * test/integration/security.test.ts (an expired session).
+ */
+
+const SESSION_PREFIXES = ['outgoing:', 'outgoing-id:', 'incoming:'];
+
+/** The client ids that have subscriptions stored: every persistent session, connected or not. */
+export async function* storedSessions(sub: Sublevel): AsyncIterable<string> {
+  let last: string | null = null;
+  for await (const key of sub.keys({ gte: 'subscriptions:', lt: 'subscriptions;' })) {
+    const encoded = (key as string).slice('subscriptions:'.length).split(':')[0] ?? '';
+    const id = decodeURIComponent(encoded);
+    if (id !== last) yield id;
+    last = id;
+  }
+}
+
+/** Forgets one session: its subscriptions, its queued messages and its inbound QoS 2 state. */
+export async function removeSession(persistence: Persistence, sub: Sublevel, clientId: string): Promise<void> {
+  await (persistence as unknown as { cleanSubscriptions(c: Client): Promise<void> }).cleanSubscriptions({
+    id: clientId,
+  });
+  const encoded = `${encodeURIComponent(clientId)}:`;
+  for (const prefix of SESSION_PREFIXES) {
+    const start = `${prefix}${encoded}`;
+    await sub.clear({ gte: start, lt: `${start}\uffff` });
+  }
+}

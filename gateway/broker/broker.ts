@@ -8,6 +8,7 @@ import type { AccessHooks } from './access.js';
 import { checkReads, checkWrites, limitOfflineQueues, orderRouting } from './aedes-internals.js';
 import { type Endpoint, type Listener, socketListener, type TlsFiles, webSocketListener } from './listeners.js';
 import { FrameMeter } from './packet-guard.js';
+import { expireOfflineSessions, type SessionStore } from './session-expiry.js';
 import { publishOrphanedWills } from './wills.js';
 
 export interface BrokerOptions {
@@ -20,6 +21,8 @@ export interface BrokerOptions {
   port: number;
   /** MQTT over TLS, on its own address; null: none. */
   tls: (TlsFiles & { host: string; port: number }) | null;
+  /** Persistent sessions offline this long are removed (session-expiry.ts). */
+  sessions: { store: SessionStore; expiryMs: number };
   /** MQTT over WebSocket (`wss` with `tls`); null: none. */
   ws: { host: string; port: number; path: string; tls: TlsFiles | null } | null;
   authorizePublish: NonNullable<AedesOptions['authorizePublish']>;
@@ -47,6 +50,8 @@ export interface BrokerMetrics {
   connectedClients(count: number): void;
   /** A connection closed because it went over a limit. */
   limitExceeded(limit: 'packet_size' | 'connections' | 'session_queue' | 'slow_client'): void;
+  /** An offline persistent session removed after the expiry. */
+  sessionExpired(): void;
 }
 
 export interface Broker {
@@ -93,6 +98,21 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       `cannot publish the wills left by the last run: ${(err as Error).message}`,
       { cause: err },
     );
+  }
+  let expiry: { close(): void };
+  try {
+    expiry = await expireOfflineSessions(aedes, {
+      expiryMs: opts.sessions.expiryMs,
+      sessions: opts.sessions.store,
+      now: Date.now,
+      log,
+      expired: () => opts.metrics.sessionExpired(),
+    });
+  } catch (err) {
+    await closeAedes();
+    throw new GatewayError('GW_STORE_READ_FAILED', `cannot list the stored sessions: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const countClients = () => opts.metrics.connectedClients(aedes.connectedClients);
   aedes.on('client', countClients);
@@ -150,6 +170,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     for (const [kind, a] of Object.entries(addresses)) log.info({ kind, host: a.host, port: a.port }, 'mqtt listening');
     return broker(addresses);
   } catch (err) {
+    expiry.close();
     await closeListeners();
     await closeAedes();
     throw err;
@@ -162,6 +183,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       address: addresses.mqtt,
       addresses,
       close() {
+        expiry.close();
         closing ??= Promise.all([closeListeners(), closeAedes()]).then(() => undefined);
         return closing;
       },

@@ -5,7 +5,16 @@
  * (aedes-internals.ts, section 3).
  */
 import { createRequire } from 'node:module';
-import { type Db, inboundInMemory, type Persistence, type Sublevel, synced } from './aedes-internals.js';
+import {
+  type Db,
+  inboundInMemory,
+  type Persistence,
+  removeSession,
+  storedSessions,
+  type Sublevel,
+  synced,
+} from './aedes-internals.js';
+import type { SessionStore } from './session-expiry.js';
 
 const require = createRequire(import.meta.url);
 const aedesPersistenceLevel = require('aedes-persistence-level') as (db: unknown) => Persistence;
@@ -15,6 +24,13 @@ const aedesPersistenceLevel = require('aedes-persistence-level') as (db: unknown
  * so all of them take the durable path).
  */
 export function createBrokerPersistence(db: Db, syncInboundQos2 = true): Persistence {
-  const sub = db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel;
-  return inboundInMemory(aedesPersistenceLevel(synced(sub, syncInboundQos2)));
+  return inboundInMemory(aedesPersistenceLevel(synced(brokerSublevel(db), syncInboundQos2)));
+}
+
+const brokerSublevel = (db: Db) => db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel;
+
+/** The persistent sessions in that persistence, for session expiry. */
+export function sessionStore(db: Db, persistence: Persistence): SessionStore {
+  const sub = brokerSublevel(db);
+  return { stored: () => storedSessions(sub), remove: (clientId) => removeSession(persistence, sub, clientId) };
 }

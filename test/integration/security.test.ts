@@ -189,6 +189,34 @@ describe('limits a client cannot break', () => {
     await stuck.closed;
   });
 
+  it('removes a persistent session offline longer than sessionExpirySeconds, also one found at start-up', async () => {
+    const dataDir = await tempDir();
+    const first = await startTestGateway({ dataDir });
+    const old = await connectDevice(first.mqttUrl, 'old-dash', { clean: false });
+    await old.subscribeAsync('sensors/#', { qos: 1 });
+    await old.endAsync();
+    await first.close();
+
+    const gw = await startTestGateway({ dataDir, config: { mqtt: { sessionExpirySeconds: 1 } } });
+    const live = await connectDevice(gw.mqttUrl, 'live-dash', { clean: false });
+    await live.subscribeAsync('sensors/#', { qos: 1 });
+    const gone = await connectDevice(gw.mqttUrl, 'gone-dash', { clean: false });
+    await gone.subscribeAsync('sensors/#', { qos: 1 });
+    await gone.endAsync();
+    await expect
+      .poll(async () => (await api(gw.httpUrl).metrics()).body, { timeout: 10_000 })
+      .toMatch(/sensorgate_sessions_expired_total 2/);
+
+    const seen = new Promise<void>((resolve) => live.once('message', () => resolve()));
+    const dev = await connectDevice(gw.mqttUrl, 'ws-e');
+    await dev.publishAsync(telemetryTopic('ws-e'), payload(reading(1, 1)), { qos: 1 });
+    await seen;
+    for (const id of ['old-dash', 'gone-dash']) {
+      const back = await rawSession(Number(new URL(gw.mqttUrl).port), id, { clean: false });
+      expect(back.connack).toMatchObject({ returnCode: 0, sessionPresent: false });
+    }
+  });
+
   it('queues at most maxQueuedMessages for an offline persistent session, and counts the rest', async () => {
     const gw = await startTestGateway({ config: { mqtt: { maxQueuedMessages: 10 } } });
     const dashboard = await connectDevice(gw.mqttUrl, 'dashboard', { clean: false });

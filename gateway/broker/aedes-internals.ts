@@ -317,28 +317,40 @@ export function limitOfflineQueues(aedes: Aedes, limit: number, dropped: (client
   const persistence = (aedes as unknown as { persistence: QueueMethods }).persistence;
   const clients = (aedes as unknown as { clients: Record<string, unknown> }).clients;
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence);
-  const counts = new Map<string, Promise<number>>();
+  const counts = new Map<string, number>();
+  const loading = new Map<string, Promise<number>>();
   aedes.on('client', (client) => counts.delete(client.id));
-  const queued = async (clientId: string) => {
-    let n = 0;
-    for await (const _ of persistence.outgoingStream({ id: clientId })) n++;
-    return n;
+  const load = (clientId: string) => {
+    let pending = loading.get(clientId);
+    if (!pending) {
+      pending = (async () => {
+        let n = 0;
+        for await (const _ of persistence.outgoingStream({ id: clientId })) n++;
+        // A client that connected meanwhile drains its queue: no count to keep.
+        if (!clients[clientId]) counts.set(clientId, n);
+        loading.delete(clientId);
+        return n;
+      })();
+      loading.set(clientId, pending);
+    }
+    return pending;
+  };
+  // Synchronous once a session's count is known: this runs for every routed message and every offline session.
+  const admit = (clientId: string): boolean => {
+    const n = counts.get(clientId) ?? 0;
+    if (n >= limit) return false;
+    counts.set(clientId, n + 1);
+    return true;
   };
   persistence.outgoingEnqueueCombi = async (subs, packet) => {
     const kept: { clientId: string }[] = [];
     for (const sub of subs) {
-      if (clients[sub.clientId]) {
-        kept.push(sub);
-        continue;
+      if (clients[sub.clientId]) kept.push(sub);
+      else {
+        if (!counts.has(sub.clientId) || loading.has(sub.clientId)) await load(sub.clientId);
+        if (admit(sub.clientId)) kept.push(sub);
+        else dropped(sub.clientId);
       }
-      // Set before awaiting, so that a concurrent message for the same session counts after this one.
-      const decision = (counts.get(sub.clientId) ?? queued(sub.clientId)).then((n) => ({ keep: n < limit, n }));
-      counts.set(
-        sub.clientId,
-        decision.then((d) => (d.keep ? d.n + 1 : d.n)),
-      );
-      if ((await decision).keep) kept.push(sub);
-      else dropped(sub.clientId);
     }
     return enqueue(kept, packet);
   };

@@ -109,6 +109,8 @@ export function orderRouting(aedes: Aedes): void {
  * SUBACK, a retained message) survives a power cut as readings do. The inbound QoS 2 state (`incoming:` keys) takes
  * two writes per QoS 2 message; they go through a group commit, synced unless `syncInboundQos2` is off (then it
  * survives a process crash but not a power cut), and for deduplicated readings it is kept in memory (section 1).
+ * The messages queued for persistent sessions (`outgoing:` puts, one per session per message) go through a group
+ * commit of their own, always synced: durable as before, one fsync for many.
  */
 
 type Options = Record<string, unknown> | undefined;
@@ -128,21 +130,10 @@ type Op =
  * through a group commit, synced as `syncInboundQos2` says.
  */
 export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
-  const inbound = new GroupCommit<Op>({
-    maxBatch: 1024,
-    write: (ops, sync) =>
-      sub.batch(
-        ops.map((op) => ({
-          type: op.type,
-          key: op.key,
-          ...(op.type === 'put' ? { value: op.value } : {}),
-          ...(op.options?.valueEncoding ? { valueEncoding: op.options.valueEncoding } : {}),
-        })) as never,
-        { sync } as never,
-      ),
-    onFailure: () => undefined,
-    onCommitted: () => undefined,
-  });
+  const inbound = grouped(sub);
+  // A QoS 1/2 message is queued for every persistent session that subscribed to it at once (one put each): grouped,
+  // the puts of one message (and of the messages routed meanwhile) share one fsync instead of one each.
+  const queued = grouped(sub);
   return new Proxy(sub, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
@@ -151,9 +142,11 @@ export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
       switch (prop) {
         case 'put':
           return (key: unknown, v: unknown, options?: Options) =>
-            needsSync(key)
-              ? fn.call(target, key, v, withSync(options))
-              : inbound.enqueue({ type: 'put', key, value: v, options }, syncInboundQos2);
+            isQueued(key)
+              ? queued.enqueue({ type: 'put', key, value: v, options }, true)
+              : needsSync(key)
+                ? fn.call(target, key, v, withSync(options))
+                : inbound.enqueue({ type: 'put', key, value: v, options }, syncInboundQos2);
         case 'del':
           return (key: unknown, options?: Options) =>
             needsSync(key)
@@ -171,6 +164,28 @@ export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
           return fn.bind(target);
       }
     },
+  });
+}
+
+const QUEUED = 'outgoing:';
+const isQueued = (key: unknown) => typeof key === 'string' && key.startsWith(QUEUED);
+
+/** Puts and dels on `sub` in batches, one write (fsync'd when asked) per batch. */
+function grouped(sub: Sublevel): GroupCommit<Op> {
+  return new GroupCommit<Op>({
+    maxBatch: 1024,
+    write: (ops, sync) =>
+      sub.batch(
+        ops.map((op) => ({
+          type: op.type,
+          key: op.key,
+          ...(op.type === 'put' ? { value: op.value } : {}),
+          ...(op.options?.valueEncoding ? { valueEncoding: op.options.valueEncoding } : {}),
+        })) as never,
+        { sync } as never,
+      ),
+    onFailure: () => undefined,
+    onCommitted: () => undefined,
   });
 }
 

@@ -148,26 +148,47 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
   return { command, config };
 }
 
-async function token(args: string[], tokensFile: string | null, scope: string | undefined): Promise<never> {
+/** `passwd` and `token`: list, remove NAME, add NAME with its role or scope; exits with the result. */
+async function editFile(
+  args: string[],
+  o: {
+    what: string;
+    file: string | null;
+    list(file: string): Promise<{ name: string; kind: string }[]>;
+    remove(file: string, name: string): Promise<boolean>;
+    add(file: string, name: string): Promise<void>;
+    canAdd: boolean;
+  },
+): Promise<never> {
   const [action, name] = args;
-  if (tokensFile === null) throw new UsageError('token needs --tokens FILE or auth.tokensFile in the config');
+  if (o.file === null) throw new UsageError(`${o.what} needs its file: a flag or the config's auth section`);
   if (action === 'list' && name === undefined) {
-    for (const t of await readTokensFile(tokensFile)) process.stdout.write(`${t.name}\t${t.scope}\n`);
+    for (const e of await o.list(o.file)) process.stdout.write(`${e.name}\t${e.kind}\n`);
     process.exit(0);
   }
   if (action === 'remove' && name !== undefined && args.length === 2) {
-    const removed = await removeToken(tokensFile, name);
-    process.stderr.write(removed ? `removed ${name}\n` : `no token ${name}\n`);
+    const removed = await o.remove(o.file, name);
+    process.stderr.write(removed ? `removed ${name}\n` : `no ${o.what} entry ${name}\n`);
     process.exit(removed ? 0 : 1);
   }
-  if (action === 'add' && name !== undefined && args.length === 2 && scope !== undefined) {
-    process.stdout.write(`${await addToken(tokensFile, name, scope)}\n`);
-    process.stderr.write(
-      `token ${name} (${scope}) written to ${tokensFile}, hashed; SIGHUP makes a running gateway read it\n`,
-    );
+  if (action === 'add' && name !== undefined && args.length === 2 && o.canAdd) {
+    await o.add(o.file, name);
+    process.stderr.write(`${name} written to ${o.file}; SIGHUP makes a running gateway read it\n`);
     process.exit(0);
   }
-  throw new UsageError(`bad token arguments: ${args.join(' ')}`);
+  throw new UsageError(`bad ${o.what} arguments: ${args.join(' ')}`);
+}
+
+function token(args: string[], file: string | null, scope: string | undefined): Promise<never> {
+  return editFile(args, {
+    what: 'token',
+    file,
+    list: async (f) => (await readTokensFile(f)).map((t) => ({ name: t.name, kind: t.scope })),
+    remove: removeToken,
+    // The token itself goes to stdout, once; only its hash is kept.
+    add: async (f, name) => void process.stdout.write(`${await addToken(f, name, scope ?? '')}\n`),
+    canAdd: scope !== undefined,
+  });
 }
 
 /** The password: the first line of stdin, so that it never shows in the process list or the shell history. */
@@ -181,24 +202,15 @@ async function readPassword(): Promise<string> {
   return '';
 }
 
-async function passwd(args: string[], usersFile: string | null, role: string | undefined): Promise<never> {
-  const [action, name] = args;
-  if (usersFile === null) throw new UsageError('passwd needs --users FILE or auth.usersFile in the config');
-  if (action === 'list' && name === undefined) {
-    for (const u of await listUsers(usersFile)) process.stdout.write(`${u.name}\t${u.role}\n`);
-    process.exit(0);
-  }
-  if (action === 'remove' && name !== undefined && args.length === 2) {
-    const removed = await removeUser(usersFile, name);
-    process.stderr.write(removed ? `removed ${name}\n` : `no user ${name}\n`);
-    process.exit(removed ? 0 : 1);
-  }
-  if (action === 'add' && name !== undefined && args.length === 2 && role !== undefined) {
-    await addUser(usersFile, name, role, await readPassword());
-    process.stderr.write(`${name} (${role}) written to ${usersFile}; SIGHUP makes a running gateway read it\n`);
-    process.exit(0);
-  }
-  throw new UsageError(`bad passwd arguments: ${args.join(' ')}`);
+function passwd(args: string[], file: string | null, role: string | undefined): Promise<never> {
+  return editFile(args, {
+    what: 'passwd',
+    file,
+    list: async (f) => (await listUsers(f)).map((u) => ({ name: u.name, kind: u.role })),
+    remove: removeUser,
+    add: async (f, name) => addUser(f, name, role ?? '', await readPassword()),
+    canAdd: role !== undefined,
+  });
 }
 
 class UsageError extends Error {}

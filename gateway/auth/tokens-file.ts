@@ -3,8 +3,9 @@
  * is made; only its SHA-256 is kept (a random 256-bit secret needs no salt or slow hash: nothing to guess from).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { GatewayError } from '../domain/errors.js';
+import { writePrivateFile } from './private-file.js';
 
 export const SCOPES = ['read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -54,16 +55,10 @@ export async function readTokensFile(path: string, missingOk = false): Promise<T
 
 async function writeTokensFile(path: string, tokens: readonly TokenEntry[]): Promise<void> {
   const lines = tokens.map((t) => `${t.name}:${t.scope}:${t.sha256}`);
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(
-    tmp,
+  await writePrivateFile(
+    path,
     `# sensorgate API tokens: name:scope:sha256, managed with gateway token\n${lines.join('\n')}\n`,
-    {
-      mode: 0o600,
-    },
   );
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
 }
 
 /** Makes a token (replacing one of the same name) and returns it: the only time it is seen. */

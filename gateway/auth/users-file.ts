@@ -2,9 +2,10 @@
  * The users file: one `name:role:hash` line per user (`#` comments and blank lines allowed), like Mosquitto's
  * password_file with a role added. Written with mode 0600 by `gateway passwd`, read at start and on SIGHUP.
  */
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { DEVICE_ID_RE } from '../domain/topics.js';
 import { isPasswordHash } from './password.js';
+import { writePrivateFile } from './private-file.js';
 
 export const ROLES = ['device', 'reader', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -62,10 +63,6 @@ export async function readUsersFile(path: string): Promise<ParsedUsers> {
   return parseUsers(await readFile(path, 'utf8'));
 }
 
-/** Replaces the file atomically, readable by its owner only: a half-written users file must never be loaded. */
 export async function writeUsersFile(path: string, users: Iterable<User>): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, formatUsers(users), { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
+  await writePrivateFile(path, formatUsers(users));
 }

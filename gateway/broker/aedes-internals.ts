@@ -301,9 +301,11 @@ export function checkReads(socket: Socket, check: (chunk: Buffer) => boolean): S
  * reading).
  */
 export function checkWrites<S extends Duplex>(stream: S, buffered: () => number, limit: number, over: () => void): S {
-  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-  (stream as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
-    const ok = write(...args);
+  type Write = (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
+  const write = stream.write.bind(stream) as Write;
+  // Fixed arguments, no rest array: this runs for every packet written to every client.
+  (stream as { write: Write }).write = (chunk, encoding, cb) => {
+    const ok = write(chunk, encoding, cb);
     if (buffered() > limit && !stream.destroyed) {
       over();
       stream.destroy();

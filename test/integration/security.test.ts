@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import mqtt from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -10,6 +12,8 @@ import { connectDevice, payload, reading, telemetryTopic } from '../helpers/devi
 import { startTestGateway } from '../helpers/gateway.js';
 import { rawSession, rawSocket } from '../helpers/raw-mqtt.js';
 import { tempDir } from '../helpers/temp-dir.js';
+
+const run = promisify(execFile);
 
 /** The CONNACK return code a real MQTT.js client gets (0 when it connected). */
 async function connackCode(url: string, clientId: string, opts: mqtt.IClientOptions = {}): Promise<number> {
@@ -89,6 +93,37 @@ describe('authentication and authorisation', () => {
     expect(await granted('root', 'root-1', ['$SYS/#', '#'])).toEqual([1, 1]);
     const metrics = (await api(gw.httpUrl).metrics()).body;
     expect(metrics).toMatch(/sensorgate_auth_denied_total\{action="subscribe"\} 3/);
+  });
+
+  it('lets mosquitto_pub in with a device user’s credentials, and not with a wrong password', async () => {
+    const { gw } = await gatewayWithUsers();
+    const { port } = new URL(gw.mqttUrl);
+    const body = JSON.stringify({ v: 1, boot: 1, seq: 7, ts: 1_732_600_000_000, m: { temp_c: 21.5 } });
+    const pub = (password: string) =>
+      run('mosquitto_pub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-q',
+        '1',
+        '-i',
+        'st-1',
+        '-u',
+        'st-1',
+        '-P',
+        password,
+        '-t',
+        telemetryTopic('st-1'),
+        '-m',
+        body,
+      ]).then(
+        () => 'sent',
+        () => 'refused',
+      );
+    expect(await pub('wrong')).toBe('refused');
+    expect(await pub('pw-st-1')).toBe('sent');
+    expect((await readingsOf(gw.httpUrl, 'st-1')).map((r) => r.seq)).toEqual([7]);
   });
 
   it('re-reads the users file on reload: a new user connects, connected clients stay', async () => {

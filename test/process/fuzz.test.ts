@@ -99,9 +99,11 @@ async function session(port: number, rng: Rng): Promise<number> {
     socket.write(rng.next() < 0.8 ? mutate(rng, packet) : packet);
     sent++;
   }
-  // Either side may end it: the gateway on a malformed packet, or this client after its run.
-  const deadline = new Promise((resolve) => setTimeout(resolve, rng.int(0, 200)).unref());
-  await Promise.race([closed, deadline]);
+  // Either side may end it: the gateway on a malformed packet, or this client once its run is out (FIN sent), not
+  // waiting for an answer the gateway may never give to a broken packet.
+  const finished = new Promise<void>((resolve) => socket.once('finish', () => resolve()));
+  socket.end();
+  await Promise.race([closed, finished]);
   socket.destroy();
   await closed;
   return sent;

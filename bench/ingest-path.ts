@@ -14,6 +14,7 @@ import { ClassicLevel } from 'classic-level';
 import { loadConfig } from '../gateway/config.js';
 import { createLogger } from '../gateway/shared/log.js';
 import { createMetrics } from '../gateway/metrics.js';
+import { Committer } from '../gateway/shared/group-commit.js';
 import { LevelStore } from '../gateway/store/level-store.js';
 import type { TelemetryStore } from '../gateway/ingest/store-port.js';
 import { classify, type DedupState } from '../gateway/domain/dedup.js';
@@ -140,10 +141,15 @@ async function runIngest(stage: string, store: TelemetryStore, syncWrites: boole
 }
 
 // A store whose write does nothing: the ingest's own work (records, counters, group commit, metrics) without storage.
+const nullCommitter = new Committer<null>({
+  newBatch: () => null,
+  write: () => new Promise((resolve) => setImmediate(resolve)),
+  intervalMs: 0,
+});
 const nullStore: TelemetryStore = {
   loadDevices: async () => ({ records: [], unreadable: 0 }),
   lastGseq: async () => 0,
-  write: () => new Promise((resolve) => setImmediate(resolve)),
+  commitLane: (hooks) => nullCommitter.lane({ stage: () => undefined, ...hooks }),
   readings: async () => ({ items: [], next: null }),
   deadLetters: async () => [],
   pruneDeadLetters: async () => 0,
@@ -153,7 +159,7 @@ await runIngest('ingest, storage a no-op', nullStore, true);
 
 for (const sync of [false, true]) {
   const dir = await mkdtemp(join(tmpdir(), 'sensorgate-ingest-path-'));
-  const { store } = await LevelStore.open(dir, undefined, false);
+  const { store } = await LevelStore.open(dir, { verify: false });
   try {
     await runIngest(sync ? 'ingest + LevelDB, synced (the default)' : 'ingest + LevelDB, no fsync', store, sync);
   } finally {

@@ -158,6 +158,8 @@ export const configSchema = z
       .strictObject({
         dataDir: z.string().min(1).default('./data'),
         syncWrites: z.boolean().default(true),
+        /** Synced batches start at most this often (ms); a QoS 1/2 ack waits up to this long for its shared fsync. */
+        commitIntervalMs: z.number().int().min(0).max(10_000).default(0),
         maxBatch: z.number().int().min(1).max(65536).default(1024),
         verifyOnStart: z.boolean().default(true),
         syncInboundQos2: z.boolean().default(true),

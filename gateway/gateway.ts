@@ -69,7 +69,11 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
 
   async function start(): Promise<Addresses> {
     const dataDir = resolve(config.store.dataDir);
-    const { store, found } = await LevelStore.open(dataDir, deps.createDb, config.store.verifyOnStart);
+    const { store, found } = await LevelStore.open(dataDir, {
+      ...(deps.createDb ? { createDb: deps.createDb } : {}),
+      verify: config.store.verifyOnStart,
+      commitIntervalMs: config.store.commitIntervalMs,
+    });
     closers.push(() => store.close());
     if (found.repaired) {
       const { reason, lostFiles, lostBytes } = found.repaired;
@@ -103,6 +107,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       diskFreeBytes: () => space.freeBytes,
       repairLostBytes: () => found.repaired?.lostBytes ?? 0,
     });
+    store.committer.watch(metrics.storeWrite);
 
     // Before the ingest, which hands it every committed batch; closed after the ingest's last commit.
     const forwarder = upstream.enabled
@@ -148,7 +153,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       now,
       logIntervalMs: config.ingest.rejectLogIntervalMs,
     });
-    const persistence = createBrokerPersistence(store.db, config.store.syncInboundQos2);
+    const persistence = createBrokerPersistence(store.db, store.committer, config.store.syncInboundQos2);
     const broker = await startBroker({
       id: brokerId(config.gatewayId, await store.countStart()),
       host: config.mqtt.host,

@@ -6,9 +6,12 @@ import type { AckMetrics } from './broker/hooks.js';
 import { COUNTER_NAMES, type Outcome, type Qos } from './domain/model.js';
 import type { ForwarderMetrics } from './forward/forwarder.js';
 import type { IngestMetrics } from './ingest/ingest.js';
+import type { WriteInfo } from './shared/group-commit.js';
 
 export interface Metrics extends IngestMetrics, AckMetrics, AccessMetrics, BrokerMetrics, ForwarderMetrics {
   readonly registry: Registry;
+  /** Every LevelDB write of the shared group commit. */
+  storeWrite(info: WriteInfo): void;
 }
 
 export interface MetricSources {
@@ -37,15 +40,20 @@ export function createMetrics(sources: MetricSources): Metrics {
   });
   const batchSize = new Histogram({
     name: 'sensorgate_commit_batch_size',
-    help: 'Entries per LevelDB commit batch',
+    help: 'Entries per LevelDB write (readings, upstream session changes and broker state together)',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
     registers: [registry],
   });
   const writeSeconds = new Histogram({
     name: 'sensorgate_commit_write_seconds',
-    help: 'Time to write one commit batch; sync="true" batches include the fsync',
+    help: 'Time to write one LevelDB batch; sync="true" only for batches written with fsync, and those include it',
     labelNames: ['sync'] as const,
     buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const fsyncs = new Counter({
+    name: 'sensorgate_store_fsyncs_total',
+    help: 'Synced LevelDB writes (one fsync of its log each), whoever asked: ingest, forwarder, broker state',
     registers: [registry],
   });
   const ackSeconds = new Histogram({
@@ -173,9 +181,10 @@ export function createMetrics(sources: MetricSources): Metrics {
     registry,
     outcome: (outcome, qos, n) => outcomeChild(outcome, qos).inc(n),
     missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
-    batch: (size, sync, ms) => {
-      batchSize.observe(size);
-      writeSeconds.observe({ sync: String(sync) }, ms / 1000);
+    storeWrite: (info) => {
+      batchSize.observe(info.entries);
+      writeSeconds.observe({ sync: String(info.sync) }, info.ms / 1000);
+      if (info.sync) fsyncs.inc();
     },
     ack: (qos, ms) => (ackChildren[qos] as ReturnType<typeof ackSeconds.labels>).observe(ms / 1000),
     connectedClients: (count) => connected.set(count),

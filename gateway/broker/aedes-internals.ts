@@ -10,9 +10,9 @@
 import type { Aedes, AedesOptions, AedesPublishPacket } from 'aedes';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ClassicLevel } from 'classic-level';
+import type { ChainedBatch, ClassicLevel } from 'classic-level';
 import type { Verdict } from '../ingest/place.js';
-import { GroupCommit } from '../shared/group-commit.js';
+import type { Committer } from '../shared/group-commit.js';
 import { EmitOrder } from './emit-order.js';
 
 /* ---- 1. The ingest's verdict, on the packet ----
@@ -106,34 +106,42 @@ export function orderRouting(aedes: Aedes): void {
 /* ---- 3. The broker's persistence ----
  *
  * aedes-persistence-level writes without fsync; its writes go through `synced`, so that what Aedes acknowledges (a
- * SUBACK, a retained message) survives a power cut as readings do. The inbound QoS 2 state (`incoming:` keys) takes
- * two writes per QoS 2 message; they go through a group commit, synced unless `syncInboundQos2` is off (then it
- * survives a process crash but not a power cut), and for deduplicated readings it is kept in memory (section 1).
- * The messages queued for persistent sessions (`outgoing:` puts, one per session per message) go through a group
- * commit of their own, always synced: durable as before, one fsync for many.
+ * SUBACK, a retained message, a message queued for a persistent session) survives a power cut as readings do. They go
+ * into the store's shared batches (shared/group-commit.ts), in the order they were made: one fsync covers them and the
+ * readings committed with them. The inbound QoS 2 state (`incoming:` keys, two writes per QoS 2 message) is synced
+ * unless `syncInboundQos2` is off (then it survives a process crash but not a power cut), and for deduplicated
+ * readings it is kept in memory (section 1).
  */
 
 type Options = Record<string, unknown> | undefined;
 export type Db = ClassicLevel<string, Uint8Array>;
 export type Sublevel = ReturnType<Db['sublevel']>;
+export type Batch = ChainedBatch<Db, string, Uint8Array>;
 
-const withSync = (options: Options) => ({ ...(options ?? {}), sync: true });
 const INBOUND_QOS2 = 'incoming:';
-const needsSync = (key: unknown) => !(typeof key === 'string' && key.startsWith(INBOUND_QOS2));
 
 type Op =
   | { type: 'put'; key: unknown; value: unknown; options?: Options }
   | { type: 'del'; key: unknown; options?: Options };
 
-/**
- * A view of a sublevel whose writes are synchronous (fsync'd); the inbound QoS 2 state's puts and dels are grouped
- * through a group commit, synced as `syncInboundQos2` says.
- */
-export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
-  const inbound = grouped(sub);
-  // A QoS 1/2 message is queued for every persistent session that subscribed to it at once (one put each): grouped,
-  // the puts of one message (and of the messages routed meanwhile) share one fsync instead of one each.
-  const queued = grouped(sub);
+/** A view of a sublevel whose puts, dels and batches are written, in order, by the committer's shared batches. */
+export function synced(sub: Sublevel, committer: Committer<Batch>, syncInboundQos2: boolean): Sublevel {
+  const lane = committer.lane<Op>({
+    stage(batch, ops) {
+      for (const op of ops) {
+        const encoding = op.options?.valueEncoding ? { valueEncoding: op.options.valueEncoding } : {};
+        if (op.type === 'put')
+          batch.put(op.key as string, op.value as Uint8Array, { sublevel: sub, ...encoding } as never);
+        else batch.del(op.key as string, { sublevel: sub } as never);
+      }
+    },
+    onFailure: () => undefined,
+    onCommitted: () => undefined,
+  });
+  const write = (op: Op) =>
+    lane.enqueue(op, !(typeof op.key === 'string' && op.key.startsWith(INBOUND_QOS2)) || syncInboundQos2);
+  /** The ops of one batch call go in one shared batch (enqueued together), so the last one's promise covers all. */
+  const writeAll = (ops: readonly Op[]) => ops.reduce<Promise<void>>((_, op) => write(op), Promise.resolve());
   return new Proxy(sub, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
@@ -141,51 +149,31 @@ export function synced(sub: Sublevel, syncInboundQos2: boolean): Sublevel {
       const fn = value as (...args: unknown[]) => unknown;
       switch (prop) {
         case 'put':
-          return (key: unknown, v: unknown, options?: Options) =>
-            isQueued(key)
-              ? queued.enqueue({ type: 'put', key, value: v, options }, true)
-              : needsSync(key)
-                ? fn.call(target, key, v, withSync(options))
-                : inbound.enqueue({ type: 'put', key, value: v, options }, syncInboundQos2);
+          return (key: unknown, v: unknown, options?: Options) => write({ type: 'put', key, value: v, options });
         case 'del':
-          return (key: unknown, options?: Options) =>
-            needsSync(key)
-              ? fn.call(target, key, withSync(options))
-              : inbound.enqueue({ type: 'del', key, options }, syncInboundQos2);
+          return (key: unknown, options?: Options) => write({ type: 'del', key, options });
         case 'batch':
-          return (ops?: unknown[], options?: Options) => {
-            if (ops !== undefined) return fn.call(target, ops, withSync(options));
-            const chained = fn.call(target) as { write(o?: Options): Promise<void> };
-            const write = chained.write.bind(chained);
-            chained.write = (o?: Options) => write(withSync(o));
-            return chained;
+          return (ops?: Op[], options?: Options) => {
+            const withOptions = (op: Op): Op => ({ ...op, options: { ...options, ...op.options } });
+            if (ops !== undefined) return writeAll(ops.map(withOptions));
+            const chained: Op[] = [];
+            const batch = {
+              put(key: unknown, v: unknown, o?: Options) {
+                chained.push({ type: 'put', key, value: v, options: o });
+                return batch;
+              },
+              del(key: unknown, o?: Options) {
+                chained.push({ type: 'del', key, options: o });
+                return batch;
+              },
+              write: () => writeAll(chained),
+            };
+            return batch;
           };
         default:
           return fn.bind(target);
       }
     },
-  });
-}
-
-const QUEUED = 'outgoing:';
-const isQueued = (key: unknown) => typeof key === 'string' && key.startsWith(QUEUED);
-
-/** Puts and dels on `sub` in batches, one write (fsync'd when asked) per batch. */
-function grouped(sub: Sublevel): GroupCommit<Op> {
-  return new GroupCommit<Op>({
-    maxBatch: 1024,
-    write: (ops, sync) =>
-      sub.batch(
-        ops.map((op) => ({
-          type: op.type,
-          key: op.key,
-          ...(op.type === 'put' ? { value: op.value } : {}),
-          ...(op.options?.valueEncoding ? { valueEncoding: op.options.valueEncoding } : {}),
-        })) as never,
-        { sync } as never,
-      ),
-    onFailure: () => undefined,
-    onCommitted: () => undefined,
   });
 }
 

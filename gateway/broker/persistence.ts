@@ -5,7 +5,9 @@
  * (aedes-internals.ts, section 3).
  */
 import { createRequire } from 'node:module';
+import type { Committer } from '../shared/group-commit.js';
 import {
+  type Batch,
   type Db,
   inboundInMemory,
   type Persistence,
@@ -23,8 +25,8 @@ const aedesPersistenceLevel = require('aedes-persistence-level') as (db: unknown
  * The Aedes persistence the gateway runs with; also what the conformance suite tests (its packets carry no verdict,
  * so all of them take the durable path).
  */
-export function createBrokerPersistence(db: Db, syncInboundQos2 = true): Persistence {
-  return inboundInMemory(aedesPersistenceLevel(synced(brokerSublevel(db), syncInboundQos2)));
+export function createBrokerPersistence(db: Db, committer: Committer<Batch>, syncInboundQos2 = true): Persistence {
+  return inboundInMemory(aedesPersistenceLevel(synced(brokerSublevel(db), committer, syncInboundQos2)));
 }
 
 const brokerSublevel = (db: Db) => db.sublevel('broker', { keyEncoding: 'utf8', valueEncoding: 'buffer' }) as Sublevel;

@@ -73,11 +73,26 @@ const RATE_WINDOW_S = 10;
 export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   const { cfg, gatewayId, store, log, metrics, now } = deps;
   const inFlight = new InFlight();
-  const session = await SessionStore.open(store, {
-    take: (payload) => inFlight.take(payload),
-    // Packets restored from a previous run have no callback of ours: forget their entries here.
-    completed: (record) => inFlight.forget(record.entries),
-  });
+  const { store: session, unrestorable } = await SessionStore.open(
+    store,
+    {
+      take: (payload) => inFlight.take(payload),
+      // Packets restored from a previous run have no callback of ours: forget their entries here.
+      completed: (record) => inFlight.forget(record.entries),
+    },
+    async (record) => {
+      const readings: UpstreamReading[] = [];
+      for (const e of record.entries) {
+        const [found] = await store.outboxAfter(e.gseq - 1, 1, e.gseq);
+        if (!found) return null;
+        readings.push(upstreamReading(found.reading, gatewayId, record.hist === true));
+      }
+      return encodeUpstream(readings.length === 1 ? (readings[0] as UpstreamReading) : readings, cfg.encoding);
+    },
+  );
+  if (unrestorable > 0) {
+    log.error({ packets: unrestorable }, 'upstream session packets whose readings are gone from the outbox: dropped');
+  }
   inFlight.restore(session.inFlightEntries());
   if (session.size > 0) {
     log.info({ packets: session.size }, 'resuming the upstream session: packets in flight will be sent again');
@@ -133,7 +148,7 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
           }
         : undefined;
     const refs = entries.map((e) => ({ gseq: e.gseq, bytes: e.bytes }));
-    inFlight.publish(body, qos, refs);
+    inFlight.publish(body, qos, refs, first.hist === true);
     forwarded[qos] += readings.length;
     metrics.forwarded(qos, readings.length);
     link.client.publish(topicOf(first.deviceId), body, { qos, ...(properties ? { properties } : {}) }, (err) => {

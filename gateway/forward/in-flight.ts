@@ -11,8 +11,14 @@ function payloadKey(payload: unknown): string {
   return Buffer.isBuffer(payload) ? payload.toString('latin1') : String(payload);
 }
 
+/** What a QoS 1/2 payload carries: its outbox entries, and whether they went as backlog. */
+export interface Carried {
+  entries: EntryRef[];
+  hist: boolean;
+}
+
 export class InFlight {
-  readonly #byPayload = new Map<string, EntryRef[]>();
+  readonly #byPayload = new Map<string, Carried>();
   /** Outbox entries in a packet MQTT.js has or the session holds: never published again by the forwarder. */
   readonly #entries = new Set<number>();
   #packets = 0;
@@ -37,14 +43,14 @@ export class InFlight {
   }
 
   /** A packet carrying `refs` is about to be published with `payload`. */
-  publish(payload: unknown, qos: number, refs: EntryRef[]): void {
+  publish(payload: unknown, qos: number, refs: EntryRef[], hist: boolean): void {
     for (const e of refs) this.#entries.add(e.gseq);
-    if (qos > 0) this.#byPayload.set(payloadKey(payload), refs);
+    if (qos > 0) this.#byPayload.set(payloadKey(payload), { entries: refs, hist });
     this.#packets++;
   }
 
   /** For the session store: the entries of the packet MQTT.js is storing (once). */
-  take(payload: unknown): EntryRef[] | undefined {
+  take(payload: unknown): Carried | undefined {
     const key = payloadKey(payload);
     const refs = this.#byPayload.get(key);
     this.#byPayload.delete(key);

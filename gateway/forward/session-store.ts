@@ -9,14 +9,13 @@
  */
 import { Readable } from 'node:stream';
 import type { IStore, Packet } from 'mqtt';
-import { GroupCommit } from '../shared/group-commit.js';
 import type { OutboxStore, SessionChange, SessionRecord } from '../ingest/store-port.js';
 
 type Callback = (error?: Error, packet?: Packet) => void;
 
 /** Tells the store which outbox entries a PUBLISH carries; the forwarder registers each payload before publishing. */
 export interface PayloadIndex {
-  take(payload: unknown): SessionRecord['entries'] | undefined;
+  take(payload: unknown): Pick<SessionRecord, 'entries' | 'hist'> | undefined;
   /** Called once a packet is acknowledged and its entries are gone from the outbox. */
   completed(record: SessionRecord): void;
 }
@@ -27,26 +26,46 @@ export class SessionStore implements IStore {
   readonly #byMessageId = new Map<number, SessionRecord>();
   readonly #held = new Set<number>();
   /**
-   * Writes are grouped, and settle in the order they were made: MQTT.js sends a packet when its put settles, so
-   * this keeps the wire order equal to the publish order (and shares one fsync among many packets).
+   * Writes go into the store's shared batches and settle in the order they were made: MQTT.js sends a packet when its
+   * put settles, so this keeps the wire order equal to the publish order (and shares one fsync among many packets).
+   * The last write made; drain() waits for it.
    */
-  readonly #writes: GroupCommit<SessionChange>;
+  #lastWrite: Promise<unknown> = Promise.resolve();
 
   private constructor(db: OutboxStore, index: PayloadIndex) {
     this.#db = db;
     this.#index = index;
-    this.#writes = new GroupCommit<SessionChange>({
-      maxBatch: 512,
-      write: (changes) => this.#db.sessionWrite(changes),
-      onFailure: () => undefined,
-      onCommitted: () => undefined,
-    });
   }
 
-  static async open(db: OutboxStore, index: PayloadIndex): Promise<SessionStore> {
+  #write(change: SessionChange): Promise<void> {
+    const done = this.#db.sessionWrite(change);
+    this.#lastWrite = done.catch(() => undefined);
+    return done;
+  }
+
+  /**
+   * `payloadOf` makes a stored PUBLISH's payload again from the outbox entries it carries (null: they are gone, which
+   * an atomic completion rules out; the record is then dropped, and its entries are published again as new).
+   */
+  static async open(
+    db: OutboxStore,
+    index: PayloadIndex,
+    payloadOf: (record: SessionRecord) => Promise<Buffer | null>,
+  ): Promise<{ store: SessionStore; unrestorable: number }> {
     const store = new SessionStore(db, index);
-    for (const record of await db.sessionLoad()) store.#remember(record);
-    return store;
+    let unrestorable = 0;
+    for (const record of await db.sessionLoad()) {
+      if (record.packet.cmd === 'publish' && record.packet.payload === undefined) {
+        const payload = await payloadOf(record);
+        if (payload === null) {
+          unrestorable++;
+          continue;
+        }
+        record.packet.payload = payload;
+      }
+      store.#remember(record);
+    }
+    return { store, unrestorable };
   }
 
   /** Outbox entries held by packets in flight: the forwarder must not publish them again. */
@@ -71,14 +90,18 @@ export class SessionStore implements IStore {
   put(packet: Packet, cb: (error?: Error) => void): this {
     const messageId = (packet as { messageId?: number }).messageId as number;
     const previous = this.#byMessageId.get(messageId);
-    const entries =
-      packet.cmd === 'publish' ? this.#index.take((packet as { payload: unknown }).payload) : previous?.entries;
-    if (!entries) {
+    const carried = packet.cmd === 'publish' ? this.#index.take((packet as { payload: unknown }).payload) : previous;
+    if (!carried) {
       cb(new Error(`no outbox entry known for ${packet.cmd} ${messageId}`));
       return this;
     }
-    const record: SessionRecord = { entries, packet: { ...(packet as unknown as Record<string, unknown>) } };
-    this.#writes.enqueue({ put: record }, true).then(
+    const { payload, ...rest } = packet as unknown as Record<string, unknown>;
+    const record: SessionRecord = {
+      entries: carried.entries,
+      packet: payload === undefined ? rest : { ...rest, payload },
+      ...(carried.hist ? { hist: true } : {}),
+    };
+    this.#write({ put: { ...record, packet: rest } }).then(
       () => {
         this.#remember(record);
         cb();
@@ -101,7 +124,7 @@ export class SessionStore implements IStore {
       cb(new Error('missing packet'));
       return this;
     }
-    this.#writes.enqueue({ complete: record }, true).then(
+    this.#write({ complete: record }).then(
       () => {
         this.#byMessageId.delete(packet.messageId as number);
         for (const e of record.entries) this.#held.delete(e.gseq);
@@ -124,11 +147,11 @@ export class SessionStore implements IStore {
   }
 
   close(cb: (error?: Error) => void): void {
-    this.#writes.drain().then(() => cb(), cb);
+    this.#lastWrite.then(() => cb(), cb);
   }
 
   /** Waits for session writes under way. */
-  drain(): Promise<void> {
-    return this.#writes.drain();
+  async drain(): Promise<void> {
+    await this.#lastWrite;
   }
 }

@@ -7,7 +7,6 @@
 import { GatewayError } from '../domain/errors.js';
 import type { DeviceRecord, Outcome, Qos } from '../domain/model.js';
 import { DEVICE_ID_RE, type TopicRoute } from '../domain/topics.js';
-import { GroupCommit } from '../shared/group-commit.js';
 import type { Logger } from '../shared/log.js';
 import { DeviceStates, type QosCounters, UNATTRIBUTED } from './device-states.js';
 import { Gate, type Refusal } from './gate.js';
@@ -50,7 +49,6 @@ export interface IngestOptions {
 export interface IngestMetrics {
   outcome(outcome: Outcome, qos: Qos, n: number): void;
   missing(qos: Qos, delta: number): void;
-  batch(size: number, sync: boolean, ms: number): void;
   storeFailure(): void;
   /** Old dead letters deleted to keep `deadLetters.maxCount`. */
   deadLettersDropped(n: number): void;
@@ -124,12 +122,9 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
     for (const qos of [0, 1, 2] as const) metrics.missing(qos, record.counters[qos].missing);
   }
 
-  const commit = new GroupCommit<Entry>({
-    maxBatch: options.maxBatch,
-    write: (entries, sync) => store.write(entries, sync && options.syncWrites),
-    onCommitted(entries, info) {
+  const commit = store.commitLane<Entry>({
+    onCommitted(entries) {
       lastWriteError = null;
-      metrics.batch(info.size, info.sync, info.ms);
       const tally = new Tally();
       for (const e of entries) {
         if (e.device) states.settle(e.device);
@@ -201,7 +196,7 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       entry.deadLetter = payload.length > max ? { ...p.deadLetter, payload: payload.subarray(0, max) } : p.deadLetter;
     }
     states.stage(p.device);
-    const done = commit.enqueue(entry, msg.qos > 0);
+    const done = commit.enqueue(entry, msg.qos > 0 && options.syncWrites);
     // QoS 0 does not wait for its write (at most once; a failure is logged by onFailure) unless the writer is behind:
     // then waiting holds back the publisher's connection (Aedes reads no more of it), which is the backpressure.
     if (msg.qos > 0 || commit.pending > maxQueued) return { done, verdict: p.verdict };

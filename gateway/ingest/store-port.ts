@@ -1,5 +1,6 @@
 /** The store as ingest, forward and the API see it: an atomic commit, the outbox, the upstream session, queries. */
 import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
+import type { BatchInfo, Lane } from '../shared/group-commit.js';
 
 /** One unit of work for the group commit: the result of one inbound message. */
 export interface CommitEntry {
@@ -31,6 +32,11 @@ export interface LoadedDevices {
   unreadable: number;
 }
 
+export interface CommitHooks<E> {
+  onCommitted(entries: readonly E[], info: BatchInfo): void;
+  onFailure(entries: readonly E[], err: unknown): void;
+}
+
 /** Durable storage of readings, device state, outbox and dead letters. */
 export interface TelemetryStore {
   /**
@@ -40,8 +46,11 @@ export interface TelemetryStore {
   loadDevices(): Promise<LoadedDevices>;
   /** The highest gseq ever written (0 for a new store). */
   lastGseq(): Promise<number>;
-  /** Writes all entries in one atomic batch; with `sync`, resolves only after the batch is on disk. */
-  write(entries: readonly CommitEntry[], sync: boolean): Promise<void>;
+  /**
+   * A lane of the store's group commit: entries enqueued with `sync` settle only once their batch is on disk; a batch
+   * is atomic. The hooks run before the entries' promises settle.
+   */
+  commitLane<E extends CommitEntry>(hooks: CommitHooks<E>): Lane<E>;
   readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage>;
   deadLetters(limit: number): Promise<DeadLetter[]>;
   /** Deletes the oldest dead letters beyond the newest `keep`; resolves with how many it deleted. */
@@ -61,8 +70,14 @@ export interface OutboxEntry {
 export interface SessionRecord {
   /** The outbox entries this packet carries (several when the backlog is sent in batches). */
   entries: { gseq: number; bytes: number }[];
-  /** The MQTT packet as MQTT.js stored it (PUBLISH, then PUBREL once the broker sent PUBREC). */
+  /**
+   * The MQTT packet as MQTT.js stored it (PUBLISH, then PUBREL once the broker sent PUBREC). On disk a PUBLISH has
+   * no payload: it is made again from the outbox entries it carries (forwarder.ts), which saves most of a packet's
+   * bytes written per reading. Records written before that have theirs.
+   */
   packet: Record<string, unknown>;
+  /** The payload marks its readings as sent from the backlog. */
+  hist?: boolean;
 }
 
 /** The outbox and the upstream session, written so that finishing a packet and removing its entries are one batch. */
@@ -76,10 +91,11 @@ export interface OutboxStore {
   outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void>;
   sessionLoad(): Promise<SessionRecord[]>;
   /**
-   * One durable (fsync'd) batch of session changes: `put` records a packet before it is sent; `complete` forgets a
-   * packet the broker acknowledged and removes the outbox entries it carried, atomically.
+   * One durable (fsync'd) session change, in a shared batch: `put` records a packet before it is sent; `complete`
+   * forgets a packet the broker acknowledged and removes the outbox entries it carried, atomically. Changes settle
+   * in the order they were made.
    */
-  sessionWrite(changes: readonly SessionChange[]): Promise<void>;
+  sessionWrite(change: SessionChange): Promise<void>;
 }
 
 export type SessionChange = { put: SessionRecord } | { complete: SessionRecord };

@@ -1,6 +1,7 @@
 /** TelemetryStore over LevelDB (classic-level): one atomic batch per commit, across sublevels. */
-import { ClassicLevel } from 'classic-level';
+import { type ChainedBatch, ClassicLevel } from 'classic-level';
 import { GatewayError } from '../domain/errors.js';
+import { Committer, type Lane, type LaneOptions } from '../shared/group-commit.js';
 import { deviceRange, readingKey, seqKey } from './keys.js';
 import { isDamage, repairStore, type RepairReport } from './repair.js';
 import {
@@ -25,6 +26,17 @@ import type {
 } from '../ingest/store-port.js';
 
 export type Db = ClassicLevel<string, Uint8Array>;
+/** The one batch every durable write of a commit goes into (readings, upstream session, broker state). */
+export type Batch = ChainedBatch<Db, string, Uint8Array>;
+
+export interface OpenOptions {
+  /** Lets tests pass a ClassicLevel subclass that slows down or fails writes. */
+  createDb?: (dir: string) => Db;
+  /** Read every record once at open, to find (and repair) damage now rather than later. */
+  verify?: boolean;
+  /** store.commitIntervalMs: synced batches start at most this often. */
+  commitIntervalMs?: number;
+}
 
 /** What open() found: a damaged database it repaired, with what it moved aside (null when none was needed). */
 export interface StoreFound {
@@ -49,37 +61,65 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   readonly #outbox;
   readonly #deadletter;
   readonly #meta;
-  readonly #session;
+  readonly #sessions;
   #outboxReadings = 0;
   #deadLetterCount = 0;
   #outboxBytes = 0;
   #closing: Promise<void> | undefined;
+  /** Every durable write of the process goes through it (shared/group-commit.ts). */
+  readonly committer: Committer<Batch>;
+  readonly #session: Lane<SessionChange>;
+  readonly #outboxDone: Lane<{ gseq: number; bytes: number }>;
+  /** What a staged batch of commit entries adds to the counters, applied once it is written. */
+  readonly #staged = new WeakMap<
+    readonly CommitEntry[],
+    { outboxReadings: number; outboxBytes: number; deadLetters: number }
+  >();
 
   /** The database itself, for the one other owner of a sublevel in it: the broker's persistence. */
   get db(): Db {
     return this.#db;
   }
 
-  private constructor(db: Db) {
+  private constructor(db: Db, commitIntervalMs: number) {
     this.#db = db;
+    this.committer = new Committer<Batch>({
+      newBatch: () => db.batch(),
+      write: (batch, sync) => {
+        if (db.status !== 'open') return Promise.reject(new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open'));
+        return batch.write({ sync });
+      },
+      intervalMs: commitIntervalMs,
+    });
     const sub = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' });
     this.#readings = sub('readings');
     this.#devices = sub('devices');
     this.#outbox = sub('outbox');
     this.#deadletter = sub('deadletter');
     this.#meta = sub('meta');
-    this.#session = sub('upstream-session');
+    this.#sessions = sub('upstream-session');
+    this.#session = this.committer.lane<SessionChange>({
+      stage: (batch, changes) => this.#stageSession(batch, changes),
+      onCommitted: (changes) => {
+        for (const change of changes) if ('complete' in change) this.#forgetOutbox(change.complete.entries);
+      },
+      onFailure: () => undefined,
+    });
+    this.#outboxDone = this.committer.lane<{ gseq: number; bytes: number }>({
+      stage: (batch, entries) => {
+        for (const e of entries) batch.del(this.#outbox.prefix + seqKey(e.gseq));
+      },
+      onCommitted: (entries) => this.#forgetOutbox(entries),
+      onFailure: () => undefined,
+    });
   }
 
   /**
    * Opens (creating if needed) the database at `dataDir`. `createDb` lets tests pass a ClassicLevel subclass that
    * slows down or fails writes.
    */
-  static async open(
-    dataDir: string,
-    createDb: (dir: string) => Db = defaultDb,
-    verify = true,
-  ): Promise<{ store: LevelStore; found: StoreFound }> {
+  static async open(dataDir: string, opts: OpenOptions = {}): Promise<{ store: LevelStore; found: StoreFound }> {
+    const { createDb = defaultDb, verify = true, commitIntervalMs = 0 } = opts;
     let db = createDb(dataDir);
     let repaired: RepairReport | null = null;
     try {
@@ -113,7 +153,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
         );
       }
     }
-    const store = new LevelStore(db);
+    const store = new LevelStore(db, commitIntervalMs);
     const version = await store.#meta.get('schema');
     if (version === undefined) {
       await db.batch(
@@ -160,16 +200,29 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     return starts;
   }
 
-  async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
-    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open');
-    // A chained batch with the sublevels' prefixes applied here (the same bytes the sublevels write): far cheaper than
-    // abstract-level's array batch for hundreds of entries, and no per-put sublevel work (docs/benchmarks.md, "Changes").
-    const batch = this.#db.batch();
+  /** A lane of the shared commit for the ingest's entries: each batch of them is atomic with whatever shares it. */
+  commitLane<E extends CommitEntry>(hooks: Omit<LaneOptions<Batch, E>, 'stage'>): Lane<E> {
+    return this.committer.lane<E>({
+      stage: (batch, entries) => this.#stageCommit(batch, entries),
+      onCommitted: (entries, info) => {
+        const counts = this.#staged.get(entries);
+        if (counts) {
+          this.#outboxReadings += counts.outboxReadings;
+          this.#outboxBytes += counts.outboxBytes;
+          this.#deadLetterCount += counts.deadLetters;
+        }
+        hooks.onCommitted(entries, info);
+      },
+      onFailure: hooks.onFailure,
+    });
+  }
+
+  #stageCommit(batch: Batch, entries: readonly CommitEntry[]): void {
+    // The sublevels' prefixes applied here (the same bytes the sublevels write): far cheaper than abstract-level's
+    // array batch for hundreds of entries, and no per-put sublevel work (docs/benchmarks.md, "Changes").
     const devices = new Map<string, DeviceRecord>();
+    const counts = { outboxReadings: 0, outboxBytes: 0, deadLetters: 0 };
     let maxGseq = -1;
-    let outboxReadings = 0;
-    let outboxBytes = 0;
-    let deadLetters = 0;
     for (const e of entries) {
       maxGseq = Math.max(maxGseq, e.gseq);
       if (e.device) devices.set(e.device.id, e.device);
@@ -179,27 +232,18 @@ export class LevelStore implements TelemetryStore, OutboxStore {
         if (e.outbox) {
           const key = seqKey(e.gseq);
           batch.put(this.#outbox.prefix + key, value);
-          outboxReadings++;
-          outboxBytes += key.length + value.byteLength;
+          counts.outboxReadings++;
+          counts.outboxBytes += key.length + value.byteLength;
         }
       }
       if (e.deadLetter) {
-        batch.put(seqKey(e.gseq), encodeValue(e.deadLetter), { sublevel: this.#deadletter as never });
-        deadLetters++;
+        batch.put(this.#deadletter.prefix + seqKey(e.gseq), encodeValue(e.deadLetter));
+        counts.deadLetters++;
       }
     }
     for (const [id, record] of devices) batch.put(this.#devices.prefix + id, encodeDevice(record));
     if (maxGseq >= 0) batch.put(`${this.#meta.prefix}gseq`, encodeValue(maxGseq));
-    try {
-      await batch.write({ sync });
-    } catch (err) {
-      throw new GatewayError('GW_STORE_WRITE_FAILED', `batch of ${entries.length} failed: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    this.#outboxReadings += outboxReadings;
-    this.#outboxBytes += outboxBytes;
-    this.#deadLetterCount += deadLetters;
+    this.#staged.set(entries, counts);
   }
 
   async readings(deviceId: string, query: ReadingQuery): Promise<ReadingPage> {
@@ -249,35 +293,32 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     return first === undefined ? null : (decodeValue(first) as StoredReading).rx;
   }
 
-  async outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void> {
-    await this.#db.batch(
-      entries.map((e) => ({ type: 'del', sublevel: this.#outbox as Sub, key: seqKey(e.gseq) })) as never,
-      { sync: true },
-    );
-    this.#forgetOutbox(entries);
+  outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void> {
+    let done: Promise<void> = Promise.resolve();
+    for (const e of entries) done = this.#outboxDone.enqueue(e, true);
+    return done;
   }
 
   async sessionLoad(): Promise<SessionRecord[]> {
-    const values = await this.#session.values().all();
+    const values = await this.#sessions.values().all();
     return values.map((v) => decodeValue(v) as SessionRecord);
   }
 
-  async sessionWrite(changes: readonly SessionChange[]): Promise<void> {
-    const batch = this.#db.batch();
-    const removed: { bytes: number }[] = [];
+  sessionWrite(change: SessionChange): Promise<void> {
+    return this.#session.enqueue(change, true);
+  }
+
+  #stageSession(batch: Batch, changes: readonly SessionChange[]): void {
     for (const change of changes) {
       if ('put' in change) {
         const key = seqKey((change.put.entries[0] as { gseq: number }).gseq);
-        batch.put(key, encodeValue(change.put), { sublevel: this.#session as never });
+        batch.put(this.#sessions.prefix + key, encodeValue(change.put));
       } else {
         const entries = change.complete.entries;
-        batch.del(seqKey((entries[0] as { gseq: number }).gseq), { sublevel: this.#session as never });
-        for (const e of entries) batch.del(seqKey(e.gseq), { sublevel: this.#outbox as never });
-        removed.push(...entries);
+        batch.del(this.#sessions.prefix + seqKey((entries[0] as { gseq: number }).gseq));
+        for (const e of entries) batch.del(this.#outbox.prefix + seqKey(e.gseq));
       }
     }
-    await batch.write({ sync: true });
-    this.#forgetOutbox(removed);
   }
 
   #forgetOutbox(entries: readonly { bytes: number }[]): void {
@@ -287,7 +328,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   /** Idempotent: every call returns the same promise. */
   close(): Promise<void> {
-    this.#closing ??= this.#db.close();
+    this.#closing ??= this.committer.drain().then(() => this.#db.close());
     return this.#closing;
   }
 }

@@ -1,19 +1,31 @@
 /**
  * The on-disk value format: CBOR, with a format tag on device records so that a later release can migrate them.
  * Device records are validated when loaded; they decide what gets acked, so a corrupt one must not be trusted.
+ *
+ * A device record is rewritten with every batch that has a reading of the device, so its size is most of the bytes
+ * written per reading (SD wear, docs/operations.md). Format 2 keeps the counters as arrays in COUNTER_NAMES order and
+ * the dedup window as runs of equal bytes: 495 bytes for a device of format 1 became about 100.
+ * Upgrade rule (docs/operations.md, "Upgrades"): a release reads every format an earlier release wrote, and writes
+ * only its newest; a record is migrated when the device next sends.
  */
 import { z } from 'zod';
 import { cborDecoder, cborEncoder } from '../domain/codec.js';
 import { windowBytes, windowFromBytes, type EpochState } from '../domain/dedup.js';
-import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
+import {
+  COUNTER_NAMES,
+  type Counters,
+  type DeadLetter,
+  type DeviceRecord,
+  type StoredReading,
+} from '../domain/model.js';
 
 export const encodeValue = (value: unknown): Uint8Array => cborEncoder.encode(value);
 export const decodeValue = (bytes: Uint8Array): unknown => cborDecoder.decode(bytes);
 
-const DEVICE_FORMAT = 1;
+const DEVICE_FORMAT = 2;
 
 const count = z.number().int();
-const counters = z.strictObject({
+const countersV1 = z.strictObject({
   received: count,
   stored: count,
   duplicate: count,
@@ -24,12 +36,41 @@ const counters = z.strictObject({
   // Absent from records written before it existed.
   gatewayTime: count.default(0),
 });
-// On disk the dedup window is a byte string; in memory 32-bit words (see EpochState).
+const countersV2 = z
+  .array(count)
+  .length(COUNTER_NAMES.length)
+  .transform((values) => Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, values[i]])) as Counters);
+const counters = z.union([countersV2, countersV1]);
+
+/** Runs of equal bytes, [byte, count, byte, count, …]: a window with few gaps is all 0xff, or 0xff then zeros. */
+function runsOf(bytes: Uint8Array): number[] {
+  const runs: number[] = [];
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i] as number;
+    let n = 1;
+    while (i + n < bytes.length && bytes[i + n] === b) n++;
+    runs.push(b, n);
+    i += n;
+  }
+  return runs;
+}
+
+const windowRuns = z
+  .array(count.min(0))
+  .refine((runs) => runs.length % 2 === 0 && runs.every((v, i) => (i % 2 === 0 ? v <= 0xff : v >= 1)))
+  .transform((runs) => {
+    const bytes: number[] = [];
+    for (let i = 0; i < runs.length; i += 2)
+      for (let k = 0; k < (runs[i + 1] as number); k++) bytes.push(runs[i] as number);
+    return Uint8Array.from(bytes);
+  });
+// On disk the dedup window is a byte string (format 1) or its runs, whichever is shorter (format 2); in memory
+// 32-bit words (see EpochState).
 const epoch = z
-  .strictObject({ boot: count, highSeq: count, window: z.instanceof(Uint8Array) })
+  .strictObject({ boot: count, highSeq: count, window: z.union([z.instanceof(Uint8Array), windowRuns]) })
   .transform(({ boot, highSeq, window }) => ({ boot, highSeq, ...windowFromBytes(window) }));
 const deviceSchema = z.strictObject({
-  f: z.literal(DEVICE_FORMAT),
+  f: z.union([z.literal(1), z.literal(DEVICE_FORMAT)]),
   id: z.string(),
   dedup: z
     .strictObject({
@@ -45,16 +86,22 @@ const deviceSchema = z.strictObject({
   bootResets: count.default(0),
 });
 
-const epochBytes = (e: EpochState) => ({ boot: e.boot, highSeq: e.highSeq, window: windowBytes(e) });
+function epochValue(e: EpochState) {
+  const bytes = windowBytes(e);
+  const runs = runsOf(bytes);
+  // A run costs up to 4 bytes of CBOR (a byte above 23, a count above 23); raw bytes cost one each.
+  return { boot: e.boot, highSeq: e.highSeq, window: runs.length * 2 < bytes.length ? runs : bytes };
+}
 
 export function encodeDevice(record: DeviceRecord): Uint8Array {
   const { dedup } = record;
   return cborEncoder.encode({
     f: DEVICE_FORMAT,
     ...record,
+    counters: record.counters.map((c) => COUNTER_NAMES.map((name) => c[name])),
     dedup: dedup && {
-      current: epochBytes(dedup.current),
-      previous: dedup.previous && epochBytes(dedup.previous),
+      current: epochValue(dedup.current),
+      previous: dedup.previous && epochValue(dedup.previous),
       newestTs: dedup.newestTs ?? 0,
       candidate: dedup.candidate ?? null,
     },

@@ -31,6 +31,6 @@ abstractPersistence({
     const dir = await mkdtemp(join(tmpdir(), 'sensorgate-conformance-'));
     const { store } = await LevelStore.open(dir);
     opened.push({ store, dir });
-    return createBrokerPersistence(store.db);
+    return createBrokerPersistence(store.db, store.committer);
   },
 });

@@ -85,7 +85,9 @@ describe('device-sim against a real gateway', () => {
     const first = await startGatewayProcess(dataDir);
     await runSimulation(simConfig(first.ready.mqtt.port, ledgerDir, { devices: 3, qos: 1, count: 20, intervalMs: 10 }));
     first.child.kill('SIGTERM');
-    expect(await first.exited).toBe(0);
+    const exitCode = await first.exited;
+    if (exitCode !== 0) console.log(first.stderr());
+    expect(exitCode).toBe(0);
 
     // Tamper with the store: remove ws-1's seq 5, store ws-2's seq 7 a second time under another arrival number.
     const db = new ClassicLevel<string, Uint8Array>(dataDir, { valueEncoding: 'view' });

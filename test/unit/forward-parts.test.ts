@@ -73,9 +73,9 @@ describe('in-flight packets', () => {
   it('hands the session store the entries of each QoS 1/2 payload once, and none for QoS 0', () => {
     const f = new InFlight();
     const refs = [{ gseq: 1, bytes: 10 }];
-    f.publish(Buffer.from('a'), 1, refs);
-    f.publish(Buffer.from('b'), 0, [{ gseq: 2, bytes: 10 }]);
-    expect(f.take(Buffer.from('a'))).toEqual(refs);
+    f.publish(Buffer.from('a'), 1, refs, true);
+    f.publish(Buffer.from('b'), 0, [{ gseq: 2, bytes: 10 }], false);
+    expect(f.take(Buffer.from('a'))).toEqual({ entries: refs, hist: true });
     expect(f.take(Buffer.from('a'))).toBeUndefined();
     expect(f.take(Buffer.from('b'))).toBeUndefined();
     expect([f.packets, f.entries, f.has(1), f.has(2)]).toEqual([2, 2, true, true]);
@@ -84,7 +84,7 @@ describe('in-flight packets', () => {
   it('frees the entries of a packet never sent, and of one acknowledged', () => {
     const f = new InFlight();
     f.restore([7]);
-    f.publish('p', 2, [{ gseq: 8, bytes: 1 }]);
+    f.publish('p', 2, [{ gseq: 8, bytes: 1 }], false);
     f.settled();
     f.unsent('p', [{ gseq: 8, bytes: 1 }]);
     expect(f.take('p')).toBeUndefined();
@@ -95,11 +95,11 @@ describe('in-flight packets', () => {
   it('waits until the last packet settles, or the deadline, or the abort', async () => {
     const f = new InFlight();
     await f.idle(60_000, new Promise(() => undefined));
-    f.publish('p', 1, [{ gseq: 1, bytes: 1 }]);
+    f.publish('p', 1, [{ gseq: 1, bytes: 1 }], false);
     const waiting = f.idle(60_000, new Promise(() => undefined));
     f.settled();
     await waiting;
-    f.publish('q', 1, [{ gseq: 2, bytes: 1 }]);
+    f.publish('q', 1, [{ gseq: 2, bytes: 1 }], false);
     await f.idle(60_000, Promise.resolve());
     await f.idle(1, new Promise(() => undefined));
     expect(f.packets).toBe(1);

@@ -13,7 +13,8 @@ import {
   placeForeign,
   placeRejected,
 } from '../../gateway/ingest/place.js';
-import type { CommitEntry, TelemetryStore } from '../../gateway/ingest/store-port.js';
+import type { CommitEntry, CommitHooks, TelemetryStore } from '../../gateway/ingest/store-port.js';
+import { Committer, type Lane } from '../../gateway/shared/group-commit.js';
 import { Tally } from '../../gateway/ingest/tally.js';
 import { Throttle } from '../../gateway/ingest/throttle.js';
 
@@ -186,12 +187,19 @@ class MemoryStore implements TelemetryStore {
   failNext = false;
   loadDevices = async () => ({ records: [], unreadable: 0 });
   lastGseq = async () => 41;
-  async write(entries: readonly CommitEntry[], sync: boolean): Promise<void> {
-    if (this.failNext) {
-      this.failNext = false;
-      throw new Error('disk on fire');
-    }
-    this.batches.push({ entries, sync });
+  readonly #committer = new Committer<CommitEntry[]>({
+    newBatch: () => [],
+    write: async (entries, sync) => {
+      if (this.failNext) {
+        this.failNext = false;
+        throw new Error('disk on fire');
+      }
+      this.batches.push({ entries, sync });
+    },
+    intervalMs: 0,
+  });
+  commitLane<E extends CommitEntry>(hooks: CommitHooks<E>): Lane<E> {
+    return this.#committer.lane<E>({ stage: (batch, entries) => batch.push(...entries), ...hooks });
   }
   readings = async () => ({ items: [], next: null });
   deadLetters = async () => [];
@@ -221,7 +229,6 @@ function recordingMetrics() {
   const metrics: IngestMetrics = {
     outcome: (o, q, n) => outcomes.push(`${o}/${q}x${n}`),
     missing: () => undefined,
-    batch: () => undefined,
     storeFailure: () => outcomes.push('failure'),
     bootReset: () => undefined,
     deadLettersDropped: (n) => outcomes.push(`dropped x${n}`),

@@ -90,6 +90,7 @@ const newMetrics = () =>
     backlog: () => ({ readings: 0, bytes: 0, full: false }),
     diskFreeBytes: () => 0,
     repairLostBytes: () => 0,
+    storeBytes: async () => 0,
   });
 
 /** Feeds every reading through ingest.accept, BURST at a time, three bursts in flight (like devices with W > 1). */
@@ -159,7 +160,7 @@ await runIngest('ingest, storage a no-op', nullStore, true);
 
 for (const sync of [false, true]) {
   const dir = await mkdtemp(join(tmpdir(), 'sensorgate-ingest-path-'));
-  const { store } = await LevelStore.open(dir, { verify: false });
+  const { store } = await LevelStore.open(dir, { verify: 'never' });
   try {
     await runIngest(sync ? 'ingest + LevelDB, synced (the default)' : 'ingest + LevelDB, no fsync', store, sync);
   } finally {

@@ -7,6 +7,7 @@ import { DEVICE_CLOCKS } from './domain/clock.js';
 import { FOREIGN_DEDUP } from './domain/foreign.js';
 import { upstreamSchema } from './forward/options.js';
 import { ROLES } from './auth/users-file.js';
+import { VERIFY_MODES } from './store/level-store.js';
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);
@@ -161,7 +162,11 @@ export const configSchema = z
         /** Synced batches start at most this often (ms); a QoS 1/2 ack waits up to this long for its shared fsync. */
         commitIntervalMs: z.number().int().min(0).max(10_000).default(0),
         maxBatch: z.number().int().min(1).max(65536).default(1024),
-        verifyOnStart: z.boolean().default(true),
+        /** Read the whole database at start-up: after an unclean shutdown (true, from 0.1.0 on), always, or never (false). */
+        verifyOnStart: z
+          .union([z.boolean(), z.enum(VERIFY_MODES)])
+          .default('unclean')
+          .transform((v) => (v === true ? 'unclean' : v === false ? 'never' : v)),
         syncInboundQos2: z.boolean().default(true),
         minFreeBytes: z
           .number()
@@ -200,6 +205,21 @@ export const configSchema = z
         maxSeqJump: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1_000_000),
         maxBootJump: z.number().int().min(1).max(0xffff_ffff).default(1000),
         rejectLogIntervalMs: z.number().int().min(0).default(60_000),
+      })
+      .prefault({}),
+    retention: z
+      .strictObject({
+        /** Readings older than this (by their time) are deleted; null: kept for ever. */
+        maxAgeDays: z.number().positive().max(36_500).nullable().default(null),
+        /** While the database's files take more, the oldest readings are deleted; null: no bound. */
+        maxBytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .nullable()
+          .default(null),
+        /** How often retention runs (also once at start-up), ms. */
+        intervalMs: z.number().int().min(100).max(86_400_000).default(3_600_000),
       })
       .prefault({}),
     deadLetters: z
@@ -300,18 +320,18 @@ export function loadConfig(raw: unknown, source = '(inline)'): FrozenConfig {
  * Reads a YAML config file. A missing file is an error unless `optional` (the default path may be absent when the
  * gateway runs from an installed package); a YAML syntax error is reported like a schema problem.
  */
-export async function readConfigFile(path: string, optional: boolean): Promise<unknown> {
+export async function readConfigFile(path: string, optional: boolean): Promise<{ raw: unknown; found: boolean }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return { raw: {}, found: false };
     throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read config ${path}: ${(err as Error).message}`, {
       cause: err,
     });
   }
   try {
-    return parseYaml(text) ?? {};
+    return { raw: parseYaml(text) ?? {}, found: true };
   } catch (err) {
     if (err instanceof YAMLParseError) {
       throw new ConfigError([{ path: '', message: `YAML syntax: ${err.message}` }], path);

@@ -13,6 +13,7 @@ import { startHttp } from './http/server.js';
 import type { Logger } from './shared/log.js';
 import { createMetrics } from './metrics.js';
 import { watchDiskSpace } from './store/disk-space.js';
+import { startRetention } from './store/retention.js';
 import { LevelStore, type Db } from './store/level-store.js';
 import { startForwarder } from './forward/forwarder.js';
 import type { Refusal } from './ingest/gate.js';
@@ -72,6 +73,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     const { store, found } = await LevelStore.open(dataDir, {
       ...(deps.createDb ? { createDb: deps.createDb } : {}),
       verify: config.store.verifyOnStart,
+      log: log.child({ module: 'store' }),
       commitIntervalMs: config.store.commitIntervalMs,
     });
     closers.push(() => store.close());
@@ -82,7 +84,10 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         `store was damaged and has been repaired: every readable record kept; ${lostFiles.length} unreadable file(s) (${lostBytes} bytes) moved to ${dataDir}/lost`,
       );
     }
-    log.info({ dataDir }, 'store open');
+    log.info(
+      { dataDir, unclean: found.unclean },
+      found.unclean ? 'store open; the last run did not close it' : 'store open',
+    );
 
     const space = await watchDiskSpace(
       dataDir,
@@ -106,8 +111,15 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       backlog: () => ({ ...store.outboxStats(), full: backlogFull() }),
       diskFreeBytes: () => space.freeBytes,
       repairLostBytes: () => found.repaired?.lostBytes ?? 0,
+      storeBytes: () => store.bytesOnDisk(),
     });
     store.committer.watch(metrics.storeWrite);
+    const retention = startRetention(store, config.retention, {
+      log: log.child({ module: 'retention' }),
+      metrics,
+      now,
+    });
+    closers.push(() => retention.close());
 
     // Before the ingest, which hands it every committed batch; closed after the ingest's last commit.
     const forwarder = upstream.enabled
@@ -186,6 +198,13 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         devices: () => ingest.devices(),
         totals: () => ingest.totals(),
         forwarding: async () => (forwarder ? forwarder.status() : { enabled: false }),
+        oldestTs: (id) => store.oldestTs(id),
+        storage: async () => ({
+          bytes: await store.bytesOnDisk(),
+          freeBytes: space.freeBytes,
+          horizonTs: retention.horizonTs,
+          retention: { maxAgeDays: config.retention.maxAgeDays, maxBytes: config.retention.maxBytes },
+        }),
         scopeOf: (authorization) => access.scopeOf(authorization),
         unhealthyReason() {
           if (closing) return 'shutting down';

@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { addUser, listUsers, removeUser } from './auth/passwd.js';
@@ -104,7 +105,10 @@ function redacted(config: FrozenConfig): unknown {
   return copy;
 }
 
-async function resolveConfig(argv: string[]): Promise<{ command: string; config: FrozenConfig }> {
+/** `source`: the config file read (absolute), or null when the default path does not exist and the defaults apply. */
+async function resolveConfig(
+  argv: string[],
+): Promise<{ command: string; config: FrozenConfig; source: string | null }> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -133,7 +137,7 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
   const explicit = values.config ?? env.SENSORGATE_CONFIG;
   const path = explicit ?? DEFAULT_CONFIG;
   const file = await readConfigFile(path, explicit === undefined);
-  const raw = applyOverrides(file, {
+  const raw = applyOverrides(file.raw, {
     dataDir: values['data-dir'] ?? env.SENSORGATE_DATA_DIR,
     host: values.host ?? env.SENSORGATE_HOST,
     mqttPort: values['mqtt-port'] ?? env.SENSORGATE_MQTT_PORT,
@@ -145,7 +149,7 @@ async function resolveConfig(argv: string[]): Promise<{ command: string; config:
   const config = loadConfig(await readPasswordFile(raw), path);
   if (command === 'passwd') await passwd(positionals.slice(1), values.users ?? config.auth.usersFile, values.role);
   if (command === 'token') await token(positionals.slice(1), values.tokens ?? config.auth.tokensFile, values.scope);
-  return { command, config };
+  return { command, config, source: file.found ? resolve(path) : null };
 }
 
 /** `passwd` and `token`: list, remove NAME, add NAME with its role or scope; exits with the result. */
@@ -216,7 +220,7 @@ function passwd(args: string[], file: string | null, role: string | undefined): 
 class UsageError extends Error {}
 
 async function main(): Promise<void> {
-  let resolved: { command: string; config: FrozenConfig };
+  let resolved: Awaited<ReturnType<typeof resolveConfig>>;
   try {
     resolved = await resolveConfig(process.argv.slice(2));
   } catch (err) {
@@ -233,13 +237,17 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { command, config } = resolved;
+  const { command, config, source } = resolved;
   if (command === 'check-config') {
     process.stdout.write(`${JSON.stringify({ event: 'config-ok', config: redacted(config) })}\n`);
     return;
   }
 
   const log = createLogger(config.log.level);
+  log.info(
+    { config: source, dataDir: resolve(config.store.dataDir) },
+    source ? `config ${source}` : `no config file at ${DEFAULT_CONFIG}: running on the defaults`,
+  );
   const gateway = createGateway(config, { log });
   closeWithGrace(
     {
@@ -255,6 +263,7 @@ async function main(): Promise<void> {
     },
   );
   process.on('SIGHUP', () => {
+    // SIGHUP re-reads only the users and tokens files; every other setting needs a restart.
     log.info('SIGHUP: re-reading the users and tokens files');
     gateway.reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
   });

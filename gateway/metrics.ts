@@ -7,8 +7,15 @@ import { COUNTER_NAMES, type Outcome, type Qos } from './domain/model.js';
 import type { ForwarderMetrics } from './forward/forwarder.js';
 import type { IngestMetrics } from './ingest/ingest.js';
 import type { WriteInfo } from './shared/group-commit.js';
+import type { RetentionMetrics } from './store/retention.js';
 
-export interface Metrics extends IngestMetrics, AckMetrics, AccessMetrics, BrokerMetrics, ForwarderMetrics {
+export interface Metrics
+  extends IngestMetrics,
+    AckMetrics,
+    AccessMetrics,
+    BrokerMetrics,
+    ForwarderMetrics,
+    RetentionMetrics {
   readonly registry: Registry;
   /** Every LevelDB write of the shared group commit. */
   storeWrite(info: WriteInfo): void;
@@ -19,6 +26,7 @@ export interface MetricSources {
   diskFreeBytes(): number;
   /** Bytes of unreadable files moved aside when the store was repaired at start-up (0 when it was not). */
   repairLostBytes(): number;
+  storeBytes(): Promise<number>;
 }
 
 /** Seconds, for the write and ack latencies: from a tenth of a millisecond (an unsynced write) to a second. */
@@ -129,6 +137,20 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
   });
   new Gauge({
+    name: 'sensorgate_store_bytes',
+    help: "Bytes of the database's files (retention.maxBytes bounds it)",
+    registers: [registry],
+    async collect() {
+      this.set(await sources.storeBytes());
+    },
+  });
+  const retentionDeleted = new Counter({
+    name: 'sensorgate_retention_deleted_total',
+    help: 'Readings deleted by retention, by reason (age: retention.maxAgeDays, size: retention.maxBytes)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  new Gauge({
     name: 'sensorgate_store_repair_lost_bytes',
     help: 'Bytes of unreadable LevelDB files moved aside by the repair at start-up (0: no repair was needed)',
     registers: [registry],
@@ -181,6 +203,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     registry,
     outcome: (outcome, qos, n) => outcomeChild(outcome, qos).inc(n),
     missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
+    retentionDeleted: (reason, n) => retentionDeleted.inc({ reason }, n),
     storeWrite: (info) => {
       batchSize.observe(info.entries);
       writeSeconds.observe({ sync: String(info.sync) }, info.ms / 1000);

@@ -4,7 +4,16 @@ import type { Registry } from 'prom-client';
 import type { Counters, DeviceRecord } from '../domain/model.js';
 import type { TelemetryStore } from '../ingest/store-port.js';
 import { DEVICE_ID_RE } from '../domain/topics.js';
-import type { ByQos, DeadLettersView, DevicesView, ErrorView, HealthView, ReadingsView, StatsView } from './views.js';
+import type {
+  ByQos,
+  DeadLettersView,
+  DevicesView,
+  ErrorView,
+  HealthView,
+  ReadingsView,
+  StatsView,
+  StorageView,
+} from './views.js';
 
 export interface ApiDeps {
   store: TelemetryStore;
@@ -14,6 +23,9 @@ export interface ApiDeps {
   forwarding(): Promise<unknown>;
   /** null when healthy, else why not. */
   unhealthyReason(): string | null;
+  /** Device time of the device's oldest reading kept, or null. */
+  oldestTs(deviceId: string): Promise<number | null>;
+  storage(): Promise<StorageView>;
   /** The scope a request's Authorization header grants, or null (refused). */
   scopeOf(authorization: string | undefined): 'read' | 'admin' | null;
 }
@@ -62,7 +74,11 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       },
     ],
     [/^\/metrics$/, async (_m, _p, res) => send(res, 200, await deps.registry.metrics(), deps.registry.contentType)],
-    [/^\/api\/v1\/stats$/, async (_m, _p, res) => send(res, 200, byQos(deps.totals()) satisfies StatsView)],
+    [
+      /^\/api\/v1\/stats$/,
+      async (_m, _p, res) =>
+        send(res, 200, { ...byQos(deps.totals()), storage: await deps.storage() } satisfies StatsView),
+    ],
     [/^\/api\/v1\/forwarding$/, async (_m, _p, res) => send(res, 200, await deps.forwarding())],
     [
       /^\/api\/v1\/devices$/,
@@ -74,11 +90,13 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           .filter((d) => d.id > after)
           .sort((a, b) => (a.id < b.id ? -1 : 1))
           .slice(0, limit);
-        const devices = page.map((d) => ({
+        const oldest = await Promise.all(page.map((d) => deps.oldestTs(d.id)));
+        const devices = page.map((d, i) => ({
           id: d.id,
           boot: d.dedup?.current.boot ?? null,
           highSeq: d.dedup?.current.highSeq ?? null,
           lastSeen: d.lastSeen,
+          oldestTs: oldest[i] ?? null,
           bootResets: d.bootResets,
           counters: byQos(d.counters),
         }));

@@ -10,13 +10,25 @@ export interface ByQos<T> {
   qos2: T;
 }
 
-export type StatsView = ByQos<Counters>;
+export interface StorageView {
+  /** Bytes of the database's files. */
+  bytes: number;
+  /** Free bytes on the data directory's filesystem. */
+  freeBytes: number;
+  /** Device time before which retention deleted readings (null: it has not, or is off). */
+  horizonTs: number | null;
+  retention: { maxAgeDays: number | null; maxBytes: number | null };
+}
+
+export type StatsView = ByQos<Counters> & { storage: StorageView };
 
 export interface DeviceView {
   id: string;
   boot: number | null;
   highSeq: number | null;
   lastSeen: number;
+  /** Device time of its oldest reading kept (retention moves it), or null when none is. */
+  oldestTs: number | null;
   bootResets: number;
   counters: ByQos<Counters>;
 }

@@ -1,7 +1,10 @@
 /** TelemetryStore over LevelDB (classic-level): one atomic batch per commit, across sublevels. */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type ChainedBatch, ClassicLevel } from 'classic-level';
 import { GatewayError } from '../domain/errors.js';
 import { Committer, type Lane, type LaneOptions } from '../shared/group-commit.js';
+import type { Logger } from '../shared/log.js';
 import { deviceRange, readingKey, seqKey } from './keys.js';
 import { isDamage, repairStore, type RepairReport } from './repair.js';
 import {
@@ -29,11 +32,16 @@ export type Db = ClassicLevel<string, Uint8Array>;
 /** The one batch every durable write of a commit goes into (readings, upstream session, broker state). */
 export type Batch = ChainedBatch<Db, string, Uint8Array>;
 
+export const VERIFY_MODES = ['unclean', 'always', 'never'] as const;
+export type VerifyMode = (typeof VERIFY_MODES)[number];
+
 export interface OpenOptions {
   /** Lets tests pass a ClassicLevel subclass that slows down or fails writes. */
   createDb?: (dir: string) => Db;
-  /** Read every record once at open, to find (and repair) damage now rather than later. */
-  verify?: boolean;
+  /** When to read every record once at open, to find (and repair) damage now rather than later. */
+  verify?: VerifyMode;
+  /** Verification progress goes here. */
+  log?: Logger;
   /** store.commitIntervalMs: synced batches start at most this often. */
   commitIntervalMs?: number;
 }
@@ -41,7 +49,12 @@ export interface OpenOptions {
 /** What open() found: a damaged database it repaired, with what it moved aside (null when none was needed). */
 export interface StoreFound {
   repaired: RepairReport | null;
+  /** The previous run did not close the store (a crash, a power cut, SIGKILL). */
+  unclean: boolean;
 }
+
+/** Set while the store is open, removed by a clean close: its presence at open means the last run did not close. */
+const RUNNING = 'running';
 type Sub = ReturnType<Db['sublevel']> & { batch: unknown };
 
 const SCHEMA_VERSION = 1;
@@ -81,8 +94,11 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     return this.#db;
   }
 
-  private constructor(db: Db, commitIntervalMs: number) {
+  readonly #dir: string;
+
+  private constructor(db: Db, dir: string, commitIntervalMs: number) {
     this.#db = db;
+    this.#dir = dir;
     this.committer = new Committer<Batch>({
       newBatch: () => db.batch(),
       write: (batch, sync) => {
@@ -119,14 +135,17 @@ export class LevelStore implements TelemetryStore, OutboxStore {
    * slows down or fails writes.
    */
   static async open(dataDir: string, opts: OpenOptions = {}): Promise<{ store: LevelStore; found: StoreFound }> {
-    const { createDb = defaultDb, verify = true, commitIntervalMs = 0 } = opts;
+    const { createDb = defaultDb, verify = 'unclean', commitIntervalMs = 0, log } = opts;
     let db = createDb(dataDir);
     let repaired: RepairReport | null = null;
+    let unclean = false;
     try {
       await db.open();
+      unclean = (await db.get(`!meta!${RUNNING}`)) !== undefined;
       // LevelDB finds a damaged table block only when it reads it; read everything once, so that damage is found
-      // (and repaired) now, not when a query or the forwarder trips over it.
-      if (verify) await verifyAll(db);
+      // (and repaired) now, not when a query or the forwarder trips over it. After a clean close there is nothing a
+      // crash could have left half written, so by default only an unclean shutdown pays for the scan.
+      if (verify === 'always' || (verify === 'unclean' && unclean)) await verifyAll(db, unclean, log);
     } catch (err) {
       if (db.status === 'open') await db.close();
       if (!isDamage(err)) {
@@ -153,7 +172,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
         );
       }
     }
-    const store = new LevelStore(db, commitIntervalMs);
+    const store = new LevelStore(db, dataDir, commitIntervalMs);
     const version = await store.#meta.get('schema');
     if (version === undefined) {
       await db.batch(
@@ -166,12 +185,13 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       await db.close();
       throw new GatewayError('GW_STORE_OPEN_FAILED', `store at ${dataDir} has an unsupported schema version`);
     }
+    await db.put(`!meta!${RUNNING}`, encodeValue(Date.now()), { sync: true } as never);
     for await (const _ of store.#deadletter.keys()) store.#deadLetterCount++;
     for await (const [key, value] of store.#outbox.iterator()) {
       store.#outboxReadings++;
       store.#outboxBytes += key.length + value.byteLength;
     }
-    return { store, found: { repaired } };
+    return { store, found: { repaired, unclean } };
   }
 
   async loadDevices(): Promise<LoadedDevices> {
@@ -259,6 +279,47 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     };
   }
 
+  /** Device time of the device's oldest reading kept, or null when none is. */
+  async oldestTs(deviceId: string): Promise<number | null> {
+    const [key] = await this.#readings.keys({ ...deviceRange(deviceId), limit: 1 }).all();
+    return key === undefined ? null : parseInt(key.split('!')[1] as string, 16);
+  }
+
+  /** Ids of every device with a record. */
+  async deviceIds(): Promise<string[]> {
+    return this.#devices.keys().all();
+  }
+
+  /**
+   * Deletes the device's readings with a device time before `cutoffTs`, in batches (not synced: deleting is no promise
+   * to keep anything); resolves with how many. Their outbox copies stay until forwarded.
+   */
+  async deleteReadingsBefore(deviceId: string, cutoffTs: number): Promise<number> {
+    const range = { gte: deviceRange(deviceId).gte, lt: deviceRange(deviceId, 0, cutoffTs - 1).lt, limit: 1000 };
+    let deleted = 0;
+    for (;;) {
+      const keys = await this.#readings.keys(range).all();
+      if (keys.length === 0) return deleted;
+      await this.#readings.batch(keys.map((key) => ({ type: 'del' as const, key })));
+      deleted += keys.length;
+    }
+  }
+
+  /** Rewrites the readings' table files without what was deleted, so that the space returns to the filesystem. */
+  async compactReadings(): Promise<void> {
+    await this.#db.compactRange(this.#readings.prefix, `${this.#readings.prefix.slice(0, -1)}"`);
+  }
+
+  /** Bytes of the database's files (tables, logs, manifest), as `du` would count them. */
+  async bytesOnDisk(): Promise<number> {
+    let total = 0;
+    for (const name of await readdir(this.#dir)) {
+      // A compaction may delete a file between the listing and its stat.
+      if (name !== 'lost') total += (await stat(join(this.#dir, name)).catch(() => ({ size: 0 }))).size;
+    }
+    return total;
+  }
+
   async pruneDeadLetters(keep: number): Promise<number> {
     const excess = this.#deadLetterCount - keep;
     if (excess <= 0) return 0;
@@ -328,15 +389,32 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   /** Idempotent: every call returns the same promise. */
   close(): Promise<void> {
-    this.#closing ??= this.committer.drain().then(() => this.#db.close());
+    this.#closing ??= (async () => {
+      await this.committer.drain();
+      if (this.#db.status === 'open') await this.#db.del(`!meta!${RUNNING}`, { sync: true } as never);
+      await this.#db.close();
+    })();
     return this.#closing;
   }
 }
 
-async function verifyAll(db: Db): Promise<void> {
-  for await (const _entry of db.iterator({ fillCache: false })) {
-    // reading is the check
+async function verifyAll(db: Db, unclean: boolean, log: Logger | undefined): Promise<void> {
+  const started = performance.now();
+  log?.info(
+    unclean ? 'verifying the store: it was not closed cleanly' : 'verifying the store (store.verifyOnStart: always)',
+  );
+  let records = 0;
+  let bytes = 0;
+  let lastReport = started;
+  for await (const [key, value] of db.iterator({ fillCache: false })) {
+    records++;
+    bytes += key.length + value.byteLength;
+    if ((records & 0xfff) === 0 && performance.now() - lastReport > 5000) {
+      lastReport = performance.now();
+      log?.info({ records, bytes, seconds: Math.round((lastReport - started) / 1000) }, 'verifying the store');
+    }
   }
+  log?.info({ records, bytes, ms: Math.round(performance.now() - started) }, 'store verified');
 }
 
 function defaultDb(dir: string): Db {

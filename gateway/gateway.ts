@@ -180,6 +180,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         now,
         storeRetained: (packet) => persistence.storeRetained(packet as never),
         publishRefusal: accessHooks.publishRefusal,
+        diskFull: () => space.full,
       }),
       persistence,
       access: accessHooks,

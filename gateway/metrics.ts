@@ -144,6 +144,12 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(await sources.storeBytes());
     },
   });
+  const diskFullDropped = new Counter({
+    name: 'sensorgate_disk_full_dropped_total',
+    help: 'Messages not written because the disk was below store.minFreeBytes: qos0 readings (and their dead letters), broker (retained and QoS 1/2 non-telemetry messages, refused)',
+    labelNames: ['what'] as const,
+    registers: [registry],
+  });
   const retentionDeleted = new Counter({
     name: 'sensorgate_retention_deleted_total',
     help: 'Readings deleted by retention, by reason (age: retention.maxAgeDays, size: retention.maxBytes)',
@@ -203,6 +209,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     registry,
     outcome: (outcome, qos, n) => outcomeChild(outcome, qos).inc(n),
     missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
+    diskFullDropped: (what) => diskFullDropped.inc({ what }),
     retentionDeleted: (reason, n) => retentionDeleted.inc({ reason }, n),
     storeWrite: (info) => {
       batchSize.observe(info.entries);

@@ -15,6 +15,7 @@ type AuthorizePublish = NonNullable<AedesOptions['authorizePublish']>;
 export interface AckMetrics {
   /** Time from the PUBLISH to its ack being released (QoS 0: to its acceptance). */
   ack(qos: Qos, ms: number): void;
+  diskFullDropped(what: 'qos0' | 'broker'): void;
 }
 
 export interface PublishHookDeps {
@@ -27,12 +28,14 @@ export interface PublishHookDeps {
    * here first (Aedes's own store later overwrites it with the same message) makes the ack mean "on disk".
    */
   storeRetained?: (packet: Parameters<AuthorizePublish>[1]) => Promise<unknown>;
+  /** True while the disk is below the reserve. */
+  diskFull(): boolean;
   /** Null when the client may publish to the topic, else why not (access.ts). */
   publishRefusal(client: Parameters<AuthorizePublish>[0], topic: string): string | null;
 }
 
 export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish {
-  const { route, ingest, metrics, now, storeRetained, publishRefusal } = deps;
+  const { route, ingest, metrics, now, storeRetained, publishRefusal, diskFull } = deps;
   return (client, packet, callback) => {
     // Packet identifier 0 is not allowed on QoS 1/2 [MQTT-2.3.1-1]: its ack could not be matched to it.
     if (client && packet.qos > 0 && packet.messageId === 0) {
@@ -48,6 +51,13 @@ export function createAuthorizePublish(deps: PublishHookDeps): AuthorizePublish 
     // A zero-length retained PUBLISH clears the topic's retained message [MQTT-3.3.1-10]: broker traffic, not a reading.
     const clearsRetained = packet.retain && packet.payload.length === 0;
     if (r.kind === 'other' || r.kind === 'status' || clearsRetained) {
+      // Retained and QoS 1/2 broker messages are written (the retained store, the inbound QoS 2 state, the queues of
+      // offline sessions): not while the disk is below its reserve.
+      if ((packet.retain || packet.qos > 0) && diskFull()) {
+        metrics.diskFullDropped('broker');
+        callback(new Error('disk nearly full: retained and QoS 1/2 messages are refused'));
+        return;
+      }
       if (packet.retain && packet.qos > 0 && storeRetained) storeRetained(packet).then(() => callback(null), callback);
       else callback(null);
       return;

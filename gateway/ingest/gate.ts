@@ -21,6 +21,11 @@ export class Gate {
     this.#log = log;
   }
 
+  /** Whether the disk is below its reserve right now (nothing may be written). */
+  diskFull(): boolean {
+    return this.#refusal()?.code === 'GW_DISK_FULL';
+  }
+
   /** Why a QoS 1/2 reading must be refused right now, or null. */
   check(): Refusal | null {
     const now = this.#refusal();

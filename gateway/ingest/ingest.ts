@@ -50,6 +50,8 @@ export interface IngestMetrics {
   outcome(outcome: Outcome, qos: Qos, n: number): void;
   missing(qos: Qos, delta: number): void;
   storeFailure(): void;
+  /** Messages not written because the disk is nearly full: QoS 0 readings (and their dead letters). */
+  diskFullDropped(what: 'qos0' | 'broker'): void;
   /** Old dead letters deleted to keep `deadLetters.maxCount`. */
   deadLettersDropped(n: number): void;
   bootReset(): void;
@@ -232,11 +234,16 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
 
   return {
     receive(msg, route) {
-      if (route.kind !== 'badDevice' && msg.qos > 0) {
-        const refusal = gate.check();
-        if (refusal) {
-          return { done: Promise.reject(new GatewayError(refusal.code, refusal.reason)), verdict: 'refused' };
-        }
+      // A full disk stops every write: QoS 0 readings and dead letters too (dropped and counted), so that LevelDB never
+      // runs into ENOSPC, after which it would refuse every write until reopened. A full backlog only stops QoS 1/2
+      // readings, the only ones that go to the outbox.
+      const refusal = route.kind !== 'badDevice' || msg.qos === 0 || gate.diskFull() ? gate.check() : null;
+      if (refusal && msg.qos === 0 && refusal.code === 'GW_DISK_FULL') {
+        metrics.diskFullDropped('qos0');
+        return { done: null, verdict: 'refused' };
+      }
+      if (refusal && msg.qos > 0 && (route.kind !== 'badDevice' || refusal.code === 'GW_DISK_FULL')) {
+        return { done: Promise.reject(new GatewayError(refusal.code, refusal.reason)), verdict: 'refused' };
       }
       const rx = now();
       const deviceId = route.kind === 'badDevice' ? null : route.deviceId;

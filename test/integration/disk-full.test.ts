@@ -56,3 +56,44 @@ describe('disk full', () => {
     expect(Number(/sensorgate_disk_free_bytes (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(4 * MB);
   });
 });
+
+describe('disk full under a QoS 0 flood', () => {
+  it('drops QoS 0 readings and retained messages at the reserve instead of filling the disk, then acks QoS 1 again', async () => {
+    const fs = await smallFilesystem();
+    const gw = await startTestGateway({
+      dataDir: join(fs, 'data'),
+      config: { store: { minFreeBytes: 3 * MB, diskCheckMs: 20 } },
+    });
+    // Space that can be given back later.
+    const filler = join(fs, 'filler');
+    await writeFile(filler, Buffer.alloc(4 * MB));
+    const dev = await connectDevice(gw.mqttUrl, 'flood');
+    const m = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`probe_${i}`, i + 0.5]));
+    const metric = async (re: RegExp) => Number(re.exec((await api(gw.httpUrl).metrics()).body)?.[1] ?? 0);
+    const dropped = () => metric(/^sensorgate_disk_full_dropped_total\{what="qos0"\} (\d+)/m);
+    // About 1.7 KB a reading: far more than the 16 MiB filesystem holds.
+    for (let seq = 0; (await dropped()) < 100; seq++) {
+      if (seq > 20_000) throw new Error('the flood never reached the reserve');
+      const burst = Array.from({ length: 200 }, (_, k) =>
+        dev.publishAsync(telemetryTopic('flood'), payload(reading(1, seq * 200 + k, { m })), { qos: 0 }),
+      );
+      await Promise.all(burst);
+    }
+    expect(await free(fs)).toBeGreaterThan(MB);
+    expect(await metric(/^sensorgate_store_write_failures_total (\d+)/m)).toBe(0);
+    expect((await api(gw.httpUrl).health()).body.reason).toMatch(/disk nearly full/);
+
+    // A retained status message would be written too: refused while the disk is full.
+    const other = await connectDevice(gw.mqttUrl, 'status-writer');
+    const closed = new Promise<void>((resolve) => other.once('close', () => resolve()));
+    other.publish('sensors/flood/status', 'online', { qos: 1, retain: true });
+    await closed;
+    expect(await metric(/^sensorgate_disk_full_dropped_total\{what="broker"\} (\d+)/m)).toBe(1);
+
+    await unlink(filler);
+    await expect.poll(async () => (await api(gw.httpUrl).health()).status).toBe(200);
+    const ack = await connectDevice(gw.mqttUrl, 'after');
+    await ack.publishAsync(telemetryTopic('after'), payload(reading(1, 0)), { qos: 1 });
+    expect((await api(gw.httpUrl).readings('after')).body.readings).toHaveLength(1);
+  });
+});

@@ -232,6 +232,7 @@ function recordingMetrics() {
     storeFailure: () => outcomes.push('failure'),
     bootReset: () => undefined,
     deadLettersDropped: (n) => outcomes.push(`dropped x${n}`),
+    diskFullDropped: (what) => outcomes.push(`disk full ${what}`),
   };
   return { outcomes, metrics };
 }

@@ -200,6 +200,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         totals: () => ingest.totals(),
         forwarding: async () => (forwarder ? forwarder.status() : { enabled: false }),
         oldestTs: (id) => store.oldestTs(id),
+        readingsBetween: (fromTs, toTs) => store.readingsBetween(fromTs, toTs),
         storage: async () => ({
           bytes: await store.bytesOnDisk(),
           freeBytes: space.freeBytes,

@@ -8,6 +8,8 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { addUser, listUsers, removeUser } from './auth/passwd.js';
@@ -22,6 +24,8 @@ const DEFAULT_CONFIG = 'config/gateway.yaml';
 const USAGE = `usage:
   gateway start [--config FILE] [--data-dir DIR] [--host HOST] [--mqtt-port N] [--http-port N]
   gateway check-config [--config FILE]
+  gateway export [--from MS] [--to MS] [--format csv|ndjson] [--config FILE] [--http-port N]
+                  (from the running gateway's HTTP API; a token in env SENSORGATE_API_TOKEN)
   gateway passwd add NAME --role device|reader|admin [--users FILE]   (password: first line of stdin)
   gateway passwd remove NAME [--users FILE]
   gateway passwd list [--users FILE]
@@ -108,7 +112,7 @@ function redacted(config: FrozenConfig): unknown {
 /** `source`: the config file read (absolute), or null when the default path does not exist and the defaults apply. */
 async function resolveConfig(
   argv: string[],
-): Promise<{ command: string; config: FrozenConfig; source: string | null }> {
+): Promise<{ command: string; config: FrozenConfig; source: string | null; exportQuery: URLSearchParams }> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -122,6 +126,9 @@ async function resolveConfig(
       role: { type: 'string' },
       tokens: { type: 'string' },
       scope: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      format: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -129,7 +136,7 @@ async function resolveConfig(
   const known =
     command === 'passwd' ||
     command === 'token' ||
-    (positionals.length <= 1 && ['start', 'check-config'].includes(command));
+    (positionals.length <= 1 && ['start', 'check-config', 'export'].includes(command));
   if (values.help || !known) {
     throw new UsageError(values.help ? '' : `unknown command: ${positionals.join(' ')}`);
   }
@@ -149,7 +156,12 @@ async function resolveConfig(
   const config = loadConfig(await readPasswordFile(raw), path);
   if (command === 'passwd') await passwd(positionals.slice(1), values.users ?? config.auth.usersFile, values.role);
   if (command === 'token') await token(positionals.slice(1), values.tokens ?? config.auth.tokensFile, values.scope);
-  return { command, config, source: file.found ? resolve(path) : null };
+  const exportQuery = new URLSearchParams({
+    ...(values.from ? { from: values.from } : {}),
+    ...(values.to ? { to: values.to } : {}),
+    format: values.format ?? 'csv',
+  });
+  return { command, config, source: file.found ? resolve(path) : null, exportQuery };
 }
 
 /** `passwd` and `token`: list, remove NAME, add NAME with its role or scope; exits with the result. */
@@ -219,6 +231,28 @@ function passwd(args: string[], file: string | null, role: string | undefined): 
 
 class UsageError extends Error {}
 
+/**
+ * `gateway export`: the readings of a time range from the running gateway (which holds the database's lock), streamed
+ * to stdout as they arrive.
+ */
+async function exportReadings(config: FrozenConfig, query: URLSearchParams): Promise<void> {
+  const host = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/api/v1/readings?${query}`;
+  const token = process.env.SENSORGATE_API_TOKEN;
+  let res: Response;
+  try {
+    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  } catch (err) {
+    process.stderr.write(`cannot reach the gateway at ${url}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (!res.ok || !res.body) {
+    process.stderr.write(`export failed: ${res.status} ${await res.text()}\n`);
+    process.exit(res.status === 400 ? 2 : 1);
+  }
+  await pipeline(Readable.fromWeb(res.body as never), process.stdout);
+}
+
 async function main(): Promise<void> {
   let resolved: Awaited<ReturnType<typeof resolveConfig>>;
   try {
@@ -237,11 +271,12 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { command, config, source } = resolved;
+  const { command, config, source, exportQuery } = resolved;
   if (command === 'check-config') {
     process.stdout.write(`${JSON.stringify({ event: 'config-ok', config: redacted(config) })}\n`);
     return;
   }
+  if (command === 'export') return exportReadings(config, exportQuery);
 
   const log = createLogger(config.log.level);
   log.info(

@@ -1,7 +1,8 @@
 /** HTTP API handlers: JSON over node:http. Each handler gets parsed inputs and returns a status and a body. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { Counters, DeviceRecord } from '../domain/model.js';
+import { once } from 'node:events';
+import type { Counters, DeviceRecord, StoredReading } from '../domain/model.js';
 import type { TelemetryStore } from '../ingest/store-port.js';
 import { DEVICE_ID_RE } from '../domain/topics.js';
 import type {
@@ -26,6 +27,8 @@ export interface ApiDeps {
   /** Device time of the device's oldest reading kept, or null. */
   oldestTs(deviceId: string): Promise<number | null>;
   storage(): Promise<StorageView>;
+  /** Readings of every device with a device time in [fromTs, toTs], device by device, in constant memory. */
+  readingsBetween(fromTs: number, toTs: number): AsyncIterable<StoredReading>;
   /** The scope a request's Authorization header grants, or null (refused). */
   scopeOf(authorization: string | undefined): 'read' | 'admin' | null;
 }
@@ -55,6 +58,17 @@ function intParam(params: URLSearchParams, name: string, min: number, max: numbe
   if (!Number.isSafeInteger(n) || n < min || n > max)
     throw new BadRequest(`${name} must be an integer from ${min} to ${max}`);
   return n;
+}
+
+/** Long format, one row per measurement: the columns stay the same whatever each device measures. */
+const CSV_HEADER = 'device_id,ts,boot,seq,qos,rx,measurement,value\n';
+
+function csvLines(r: StoredReading): string {
+  // Device ids and measurement names are limited to characters that need no CSV quoting (wire.ts, topics.ts).
+  const prefix = `${r.deviceId},${r.ts},${r.boot},${r.seq},${r.qos},${r.rx},`;
+  return Object.entries(r.m)
+    .map(([name, value]) => `${prefix}${name},${value}\n`)
+    .join('');
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
@@ -121,6 +135,31 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           ...(cursor === undefined ? {} : { cursor }),
         });
         send(res, 200, { readings: page.items, next: page.next } satisfies ReadingsView);
+      },
+    ],
+    [
+      /^\/api\/v1\/readings$/,
+      async (_m, params, res) => {
+        const fromTs = intParam(params, 'from', 0, Number.MAX_SAFE_INTEGER - 1) ?? 0;
+        const toTs = intParam(params, 'to', 0, Number.MAX_SAFE_INTEGER - 1) ?? Number.MAX_SAFE_INTEGER - 1;
+        const format = params.get('format') ?? 'ndjson';
+        if (format !== 'ndjson' && format !== 'csv') throw new BadRequest('format must be csv or ndjson');
+        const line = format === 'csv' ? csvLines : (r: StoredReading) => `${JSON.stringify(r)}\n`;
+        res.writeHead(200, {
+          'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson',
+          'content-disposition': `attachment; filename="readings-${fromTs}-${toTs}.${format}"`,
+        });
+        if (format === 'csv') res.write(CSV_HEADER);
+        try {
+          for await (const r of deps.readingsBetween(fromTs, toTs)) {
+            // Respect the client's pace: wait for the socket to drain rather than buffer the whole range.
+            if (!res.write(line(r))) await once(res, 'drain');
+          }
+          res.end();
+        } catch (err) {
+          // The status line is gone: all that is left is to cut the response short, so the client sees it incomplete.
+          res.destroy(err as Error);
+        }
       },
     ],
     [

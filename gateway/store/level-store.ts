@@ -285,6 +285,25 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     return key === undefined ? null : parseInt(key.split('!')[1] as string, 16);
   }
 
+  /**
+   * Every reading with a device time from `fromTs` to `toTs`, device by device (in id order) and in time order within
+   * a device: one iterator at a time, read in pages, so memory stays constant whatever the range.
+   */
+  async *readingsBetween(fromTs: number, toTs: number): AsyncIterable<StoredReading> {
+    for (const id of await this.deviceIds()) {
+      const it = this.#readings.values(deviceRange(id, fromTs, toTs));
+      try {
+        for (;;) {
+          const page = await it.nextv(500);
+          if (page.length === 0) break;
+          for (const v of page) yield decodeReadingValue(v);
+        }
+      } finally {
+        await it.close();
+      }
+    }
+  }
+
   /** Ids of every device with a record. */
   async deviceIds(): Promise<string[]> {
     return this.#devices.keys().all();

@@ -304,6 +304,12 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     }
   }
 
+  /** Device time of the device's newest reading kept, or null when none is. */
+  async newestTs(deviceId: string): Promise<number | null> {
+    const [key] = await this.#readings.keys({ ...deviceRange(deviceId), reverse: true, limit: 1 }).all();
+    return key === undefined ? null : parseInt(key.split('!')[1] as string, 16);
+  }
+
   /** Ids of every device with a record. */
   async deviceIds(): Promise<string[]> {
     return this.#devices.keys().all();

@@ -54,8 +54,13 @@ export function startRetention(
 
   async function oldestAndNewest(): Promise<{ oldest: number; newest: number } | null> {
     let oldest = Infinity;
-    for (const id of await store.deviceIds()) oldest = Math.min(oldest, (await store.oldestTs(id)) ?? Infinity);
-    return oldest === Infinity ? null : { oldest, newest: now() };
+    let newest = -Infinity;
+    for (const id of await store.deviceIds()) {
+      oldest = Math.min(oldest, (await store.oldestTs(id)) ?? Infinity);
+      newest = Math.max(newest, (await store.newestTs(id)) ?? -Infinity);
+    }
+    // The span of the readings kept, not up to now: a store of old readings must not lose them all in one step.
+    return oldest === Infinity ? null : { oldest, newest };
   }
 
   async function pass(): Promise<void> {

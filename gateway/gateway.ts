@@ -201,6 +201,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         forwarding: async () => (forwarder ? forwarder.status() : { enabled: false }),
         oldestTs: (id) => store.oldestTs(id),
         readingsBetween: (fromTs, toTs) => store.readingsBetween(fromTs, toTs),
+        snapshot: () => store.snapshot(),
         storage: async () => ({
           bytes: await store.bytesOnDisk(),
           freeBytes: space.freeBytes,

@@ -5,12 +5,13 @@
  * Precedence: command-line flags > environment (SENSORGATE_*) > config file > schema defaults.
  * Exit codes: 0 clean shutdown, 1 runtime failure or forced shutdown, 2 bad command line or config.
  */
-import { readFile } from 'node:fs/promises';
+import { cp, readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { ClassicLevel } from 'classic-level';
 import closeWithGrace from 'close-with-grace';
 import { addUser, listUsers, removeUser } from './auth/passwd.js';
 import { addToken, readTokensFile, removeToken } from './auth/tokens-file.js';
@@ -24,6 +25,8 @@ const DEFAULT_CONFIG = 'config/gateway.yaml';
 const USAGE = `usage:
   gateway start [--config FILE] [--data-dir DIR] [--host HOST] [--mqtt-port N] [--http-port N]
   gateway check-config [--config FILE]
+  gateway backup DIR [--config FILE] [--http-port N]     (a consistent copy of the running gateway's store into DIR)
+  gateway restore DIR [--config FILE] [--data-dir DIR]   (gateway stopped; the data dir must be empty or absent)
   gateway export [--from MS] [--to MS] [--format csv|ndjson] [--config FILE] [--http-port N]
                   (from the running gateway's HTTP API; a token in env SENSORGATE_API_TOKEN)
   gateway passwd add NAME --role device|reader|admin [--users FILE]   (password: first line of stdin)
@@ -110,9 +113,13 @@ function redacted(config: FrozenConfig): unknown {
 }
 
 /** `source`: the config file read (absolute), or null when the default path does not exist and the defaults apply. */
-async function resolveConfig(
-  argv: string[],
-): Promise<{ command: string; config: FrozenConfig; source: string | null; exportQuery: URLSearchParams }> {
+async function resolveConfig(argv: string[]): Promise<{
+  command: string;
+  config: FrozenConfig;
+  source: string | null;
+  exportQuery: URLSearchParams;
+  dir: string;
+}> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -136,7 +143,8 @@ async function resolveConfig(
   const known =
     command === 'passwd' ||
     command === 'token' ||
-    (positionals.length <= 1 && ['start', 'check-config', 'export'].includes(command));
+    (positionals.length <= 1 && ['start', 'check-config', 'export'].includes(command)) ||
+    (positionals.length === 2 && ['backup', 'restore'].includes(command));
   if (values.help || !known) {
     throw new UsageError(values.help ? '' : `unknown command: ${positionals.join(' ')}`);
   }
@@ -161,7 +169,7 @@ async function resolveConfig(
     ...(values.to ? { to: values.to } : {}),
     format: values.format ?? 'csv',
   });
-  return { command, config, source: file.found ? resolve(path) : null, exportQuery };
+  return { command, config, source: file.found ? resolve(path) : null, exportQuery, dir: positionals[1] ?? '' };
 }
 
 /** `passwd` and `token`: list, remove NAME, add NAME with its role or scope; exits with the result. */
@@ -235,9 +243,63 @@ class UsageError extends Error {}
  * `gateway export`: the readings of a time range from the running gateway (which holds the database's lock), streamed
  * to stdout as they arrive.
  */
-async function exportReadings(config: FrozenConfig, query: URLSearchParams): Promise<void> {
+function apiUrl(config: FrozenConfig, path: string): string {
   const host = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/api/v1/readings?${query}`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}${path}`;
+}
+
+/** The directory must not exist or be empty: a backup or a restore never mixes with what is there. */
+async function assertEmpty(dir: string, what: string): Promise<void> {
+  const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  if (entries.length > 0) {
+    process.stderr.write(`${what} ${dir} is not empty\n`);
+    process.exit(2);
+  }
+}
+
+/** `gateway backup DIR`: the running gateway streams one snapshot of its store; it is written to a new LevelDB. */
+async function backup(config: FrozenConfig, dir: string): Promise<void> {
+  await assertEmpty(dir, 'backup directory');
+  const res = await getFromGateway(apiUrl(config, '/api/v1/backup'));
+  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  let batch = db.batch();
+  let records = 0;
+  for await (const line of createInterface({ input: Readable.fromWeb(res.body as never), crlfDelay: Infinity })) {
+    if (line === '') continue;
+    const [key, value] = JSON.parse(line) as [string, string];
+    batch.put(Buffer.from(key, 'base64').toString('utf8'), Buffer.from(value, 'base64'));
+    if (++records % 1000 === 0) {
+      await batch.write();
+      batch = db.batch();
+    }
+  }
+  await batch.write({ sync: true });
+  await db.close();
+  process.stderr.write(`backup of ${records} records written to ${dir}\n`);
+}
+
+/** `gateway restore DIR`: with the gateway stopped, copies a backup into an empty data directory. */
+async function restore(config: FrozenConfig, dir: string): Promise<void> {
+  const dataDir = resolve(config.store.dataDir);
+  await assertEmpty(dataDir, 'data directory');
+  // Opening the backup checks it is a LevelDB of ours before anything is copied.
+  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  const schema = await db.get('!meta!schema');
+  await db.close();
+  if (schema === undefined) {
+    process.stderr.write(`${dir} is not a sensorgate backup (no schema record)\n`);
+    process.exit(2);
+  }
+  await cp(dir, dataDir, { recursive: true, filter: (src) => !src.endsWith('/LOCK') });
+  process.stderr.write(`restored ${dir} into ${dataDir}\n`);
+}
+
+async function getFromGateway(url: string): Promise<Response> {
   const token = process.env.SENSORGATE_API_TOKEN;
   let res: Response;
   try {
@@ -247,9 +309,14 @@ async function exportReadings(config: FrozenConfig, query: URLSearchParams): Pro
     process.exit(1);
   }
   if (!res.ok || !res.body) {
-    process.stderr.write(`export failed: ${res.status} ${await res.text()}\n`);
+    process.stderr.write(`${url} failed: ${res.status} ${await res.text()}\n`);
     process.exit(res.status === 400 ? 2 : 1);
   }
+  return res;
+}
+
+async function exportReadings(config: FrozenConfig, query: URLSearchParams): Promise<void> {
+  const res = await getFromGateway(apiUrl(config, `/api/v1/readings?${query}`));
   await pipeline(Readable.fromWeb(res.body as never), process.stdout);
 }
 
@@ -271,12 +338,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { command, config, source, exportQuery } = resolved;
+  const { command, config, source, exportQuery, dir } = resolved;
   if (command === 'check-config') {
     process.stdout.write(`${JSON.stringify({ event: 'config-ok', config: redacted(config) })}\n`);
     return;
   }
   if (command === 'export') return exportReadings(config, exportQuery);
+  if (command === 'backup') return backup(config, dir);
+  if (command === 'restore') return restore(config, dir);
 
   const log = createLogger(config.log.level);
   log.info(

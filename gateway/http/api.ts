@@ -27,6 +27,8 @@ export interface ApiDeps {
   /** Device time of the device's oldest reading kept, or null. */
   oldestTs(deviceId: string): Promise<number | null>;
   storage(): Promise<StorageView>;
+  /** Every record of the store as one consistent snapshot, for a backup. */
+  snapshot(): AsyncIterable<[string, Uint8Array]>;
   /** Readings of every device with a device time in [fromTs, toTs], device by device, in constant memory. */
   readingsBetween(fromTs: number, toTs: number): AsyncIterable<StoredReading>;
   /** The scope a request's Authorization header grants, or null (refused). */
@@ -158,6 +160,28 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           res.end();
         } catch (err) {
           // The status line is gone: all that is left is to cut the response short, so the client sees it incomplete.
+          res.destroy(err as Error);
+        }
+      },
+    ],
+    [
+      /^\/api\/v1\/backup$/,
+      async (_m, _p, res, scope) => {
+        if (scope !== 'admin') {
+          return send(res, 403, {
+            error: 'GW_HTTP_FORBIDDEN',
+            message: 'a backup needs the admin scope',
+          } satisfies ErrorView);
+        }
+        // NDJSON of [key, value] in base64, the whole database from one snapshot; `gateway backup DIR` writes it out.
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        try {
+          for await (const [key, value] of deps.snapshot()) {
+            const line = `${JSON.stringify([Buffer.from(key).toString('base64'), Buffer.from(value).toString('base64')])}\n`;
+            if (!res.write(line)) await once(res, 'drain');
+          }
+          res.end();
+        } catch (err) {
           res.destroy(err as Error);
         }
       },

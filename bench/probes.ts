@@ -7,7 +7,7 @@
  * 3. 200 offline persistent sessions on sensors/#, then N QoS 1 readings from 10 devices: readings/s, bytes written
  *    per reading (/proc/PID/io), RSS at the end.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,16 +15,12 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { type GatewayProcess, startServerProcess } from '../launch/server-process.js';
+import { rssMb, writtenBytes } from './proc.js';
 
 const { values } = parseArgs({
   options: { baseline: { type: 'string' }, readings: { type: 'string', default: '3000' } },
 });
 const READINGS = Number(values.readings);
-
-const rssMb = async (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-const writtenBytes = async (pid: number) =>
-  Number(/write_bytes: (\d+)/.exec(await readFile(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
 
 async function withGateway<T>(main: string, probe: (gw: GatewayProcess, peak: () => number) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'sensorgate-probe-'));

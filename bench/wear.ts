@@ -19,6 +19,7 @@ import mqtt from 'mqtt';
 import { encodeReading } from '../gateway/domain/wire.js';
 import { freePort, mosquittoProcess } from '../launch/mosquitto-process.js';
 import { startGatewayProcess } from '../launch/server-process.js';
+import { rssMb, writtenBytes } from './proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,11 +33,6 @@ const STATIONS = Number(values.stations);
 const EVERY = Number(values.every);
 const SECONDS = Number(values.seconds);
 const INTERVALS = values.intervals.split(',').map(Number);
-
-const processWritten = async (pid: number) =>
-  Number(/write_bytes: (\d+)/.exec(await readFile(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
-const rssMb = async (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /** Sectors written (512 bytes each) on the block device holding `path`, from /proc/diskstats. */
 async function diskWritten(path: string): Promise<number> {
@@ -130,7 +126,7 @@ async function run(interval: number, forward: boolean): Promise<Row> {
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   await wait(EVERY);
   const before = {
-    process: await processWritten(pid),
+    process: await writtenBytes(pid),
     disk: await diskWritten(dir),
     fsyncs: await fsyncCount(gw.httpPort),
   };
@@ -138,7 +134,7 @@ async function run(interval: number, forward: boolean): Promise<Row> {
   await wait(SECONDS * 1000);
   measuring = false;
   const after = {
-    process: await processWritten(pid),
+    process: await writtenBytes(pid),
     disk: await diskWritten(dir),
     fsyncs: await fsyncCount(gw.httpPort),
   };

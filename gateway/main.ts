@@ -5,13 +5,12 @@
  * Precedence: command-line flags > environment (SENSORGATE_*) > config file > schema defaults.
  * Exit codes: 0 clean shutdown, 1 runtime failure or forced shutdown, 2 bad command line or config.
  */
-import { cp, readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { ClassicLevel } from 'classic-level';
 import closeWithGrace from 'close-with-grace';
 import { addUser, listUsers, removeUser } from './auth/passwd.js';
 import { addToken, readTokensFile, removeToken } from './auth/tokens-file.js';
@@ -19,6 +18,7 @@ import { loadConfig, readConfigFile, type FrozenConfig } from './config.js';
 import { ConfigError, GatewayError } from './domain/errors.js';
 import { createGateway } from './gateway.js';
 import { createLogger } from './shared/log.js';
+import { restoreBackup, writeBackup } from './store/backup.js';
 
 const DEFAULT_CONFIG = 'config/gateway.yaml';
 
@@ -239,63 +239,22 @@ function passwd(args: string[], file: string | null, role: string | undefined): 
 
 class UsageError extends Error {}
 
-/**
- * `gateway export`: the readings of a time range from the running gateway (which holds the database's lock), streamed
- * to stdout as they arrive.
- */
 function apiUrl(config: FrozenConfig, path: string): string {
   const host = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}${path}`;
 }
 
-/** The directory must not exist or be empty: a backup or a restore never mixes with what is there. */
-async function assertEmpty(dir: string, what: string): Promise<void> {
-  const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  });
-  if (entries.length > 0) {
-    process.stderr.write(`${what} ${dir} is not empty\n`);
-    process.exit(2);
-  }
-}
-
-/** `gateway backup DIR`: the running gateway streams one snapshot of its store; it is written to a new LevelDB. */
+/** `gateway backup DIR`: the running gateway (which holds the store's lock) streams one snapshot of its store. */
 async function backup(config: FrozenConfig, dir: string): Promise<void> {
-  await assertEmpty(dir, 'backup directory');
   const res = await getFromGateway(apiUrl(config, '/api/v1/backup'));
-  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
-  await db.open();
-  let batch = db.batch();
-  let records = 0;
-  for await (const line of createInterface({ input: Readable.fromWeb(res.body as never), crlfDelay: Infinity })) {
-    if (line === '') continue;
-    const [key, value] = JSON.parse(line) as [string, string];
-    batch.put(Buffer.from(key, 'base64').toString('utf8'), Buffer.from(value, 'base64'));
-    if (++records % 1000 === 0) {
-      await batch.write();
-      batch = db.batch();
-    }
-  }
-  await batch.write({ sync: true });
-  await db.close();
+  const records = await writeBackup(dir, Readable.fromWeb(res.body as never));
   process.stderr.write(`backup of ${records} records written to ${dir}\n`);
 }
 
 /** `gateway restore DIR`: with the gateway stopped, copies a backup into an empty data directory. */
 async function restore(config: FrozenConfig, dir: string): Promise<void> {
   const dataDir = resolve(config.store.dataDir);
-  await assertEmpty(dataDir, 'data directory');
-  // Opening the backup checks it is a LevelDB of ours before anything is copied.
-  const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
-  await db.open();
-  const schema = await db.get('!meta!schema');
-  await db.close();
-  if (schema === undefined) {
-    process.stderr.write(`${dir} is not a sensorgate backup (no schema record)\n`);
-    process.exit(2);
-  }
-  await cp(dir, dataDir, { recursive: true, filter: (src) => !src.endsWith('/LOCK') });
+  await restoreBackup(dir, dataDir);
   process.stderr.write(`restored ${dir} into ${dataDir}\n`);
 }
 
@@ -315,6 +274,7 @@ async function getFromGateway(url: string): Promise<Response> {
   return res;
 }
 
+/** `gateway export`: the readings of a time range from the running gateway, streamed to stdout as they arrive. */
 async function exportReadings(config: FrozenConfig, query: URLSearchParams): Promise<void> {
   const res = await getFromGateway(apiUrl(config, `/api/v1/readings?${query}`));
   await pipeline(Readable.fromWeb(res.body as never), process.stdout);
@@ -344,8 +304,18 @@ async function main(): Promise<void> {
     return;
   }
   if (command === 'export') return exportReadings(config, exportQuery);
-  if (command === 'backup') return backup(config, dir);
-  if (command === 'restore') return restore(config, dir);
+  if (command === 'backup' || command === 'restore') {
+    try {
+      return await (command === 'backup' ? backup(config, dir) : restore(config, dir));
+    } catch (err) {
+      // A target that is not empty, or a directory that is no backup: the user's to fix, like a bad config.
+      if (!(err instanceof GatewayError && ['GW_BACKUP_TARGET_NOT_EMPTY', 'GW_BACKUP_INVALID'].includes(err.code))) {
+        throw err;
+      }
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+  }
 
   const log = createLogger(config.log.level);
   log.info(

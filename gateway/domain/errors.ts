@@ -23,6 +23,7 @@ export type HttpErrorCode =
   | 'GW_HTTP_BAD_REQUEST'
   | 'GW_HTTP_UNAUTHORIZED'
   | 'GW_HTTP_FORBIDDEN'
+  | 'GW_HTTP_BUSY'
   | 'GW_HTTP_INTERNAL';
 
 /** Errors of the process itself: config, store, listeners. */
@@ -35,6 +36,8 @@ export type GatewayErrorCode =
   | 'GW_STORE_READ_FAILED'
   | 'GW_LISTEN_FAILED'
   | 'GW_AUTH_USERS_INVALID'
+  | 'GW_BACKUP_TARGET_NOT_EMPTY'
+  | 'GW_BACKUP_INVALID'
   | RefusalCode;
 
 export class GatewayError extends Error {

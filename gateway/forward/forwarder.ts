@@ -73,6 +73,9 @@ const RATE_WINDOW_S = 10;
 export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   const { cfg, gatewayId, store, log, metrics, now } = deps;
   const inFlight = new InFlight();
+  /** One reading as an object, a backlog batch as an array: for the first send and for a session restored. */
+  const bodyOf = (readings: UpstreamReading[]) =>
+    encodeUpstream(readings.length === 1 ? (readings[0] as UpstreamReading) : readings, cfg.encoding);
   const { store: session, unrestorable } = await SessionStore.open(
     store,
     {
@@ -87,7 +90,7 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
         if (!found) return null;
         readings.push(upstreamReading(found.reading, gatewayId, record.hist === true));
       }
-      return encodeUpstream(readings.length === 1 ? (readings[0] as UpstreamReading) : readings, cfg.encoding);
+      return bodyOf(readings);
     },
   );
   if (unrestorable > 0) {
@@ -139,7 +142,7 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   function publish(readings: UpstreamReading[], entries: OutboxEntry[]): void {
     const first = readings[0] as UpstreamReading;
     const qos = forwardQos(first);
-    const body = encodeUpstream(readings.length === 1 ? first : readings, cfg.encoding);
+    const body = bodyOf(readings);
     const properties =
       cfg.protocolVersion === 5
         ? {

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { once } from 'node:events';
 import type { Counters, DeviceRecord, StoredReading } from '../domain/model.js';
 import type { TelemetryStore } from '../ingest/store-port.js';
+import { encodeBackupLine } from '../shared/backup-format.js';
 import { DEVICE_ID_RE } from '../domain/topics.js';
 import type {
   ByQos,
@@ -73,6 +74,42 @@ function csvLines(r: StoredReading): string {
     .join('');
 }
 
+/** Streamed answers (export, backup) under way at once; each holds a LevelDB iterator and reads the whole range. */
+const MAX_STREAMS = 2;
+/** A client that reads nothing for this long loses its stream: a stalled reader must not pin an iterator for ever. */
+const STREAM_STALL_MS = 60_000;
+
+/**
+ * Sends lines as they come, at the client's pace (waiting for the socket to drain rather than buffering the range),
+ * at most MAX_STREAMS at a time (503 beyond).
+ */
+class Streams {
+  #open = 0;
+
+  async send(res: ServerResponse, lines: AsyncIterable<string>, headers: Record<string, string>): Promise<void> {
+    if (this.#open >= MAX_STREAMS) {
+      res.setHeader('retry-after', '10');
+      return send(res, 503, {
+        error: 'GW_HTTP_BUSY',
+        message: `${MAX_STREAMS} exports or backups are already running`,
+      } satisfies ErrorView);
+    }
+    this.#open++;
+    res.writeHead(200, headers);
+    try {
+      for await (const line of lines) {
+        if (!res.write(line)) await once(res, 'drain', { signal: AbortSignal.timeout(STREAM_STALL_MS) });
+      }
+      res.end();
+    } catch (err) {
+      // The status line is gone: all that is left is to cut the response short, so the client sees it incomplete.
+      res.destroy(err as Error);
+    } finally {
+      this.#open--;
+    }
+  }
+}
+
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
   const text = type === 'application/json' ? JSON.stringify(body) : String(body);
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
@@ -80,6 +117,7 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 }
 
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const streams = new Streams();
   const routes: [RegExp, Handler][] = [
     [
       /^\/healthz$/,
@@ -106,7 +144,9 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           .filter((d) => d.id > after)
           .sort((a, b) => (a.id < b.id ? -1 : 1))
           .slice(0, limit);
-        const oldest = await Promise.all(page.map((d) => deps.oldestTs(d.id)));
+        // One seek at a time: a page holds up to 10 000 devices, and each seek opens a LevelDB iterator.
+        const oldest: (number | null)[] = [];
+        for (const d of page) oldest.push(await deps.oldestTs(d.id));
         const devices = page.map((d, i) => ({
           id: d.id,
           boot: d.dedup?.current.boot ?? null,
@@ -147,21 +187,14 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         const format = params.get('format') ?? 'ndjson';
         if (format !== 'ndjson' && format !== 'csv') throw new BadRequest('format must be csv or ndjson');
         const line = format === 'csv' ? csvLines : (r: StoredReading) => `${JSON.stringify(r)}\n`;
-        res.writeHead(200, {
+        async function* lines() {
+          if (format === 'csv') yield CSV_HEADER;
+          for await (const r of deps.readingsBetween(fromTs, toTs)) yield line(r);
+        }
+        await streams.send(res, lines(), {
           'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson',
           'content-disposition': `attachment; filename="readings-${fromTs}-${toTs}.${format}"`,
         });
-        if (format === 'csv') res.write(CSV_HEADER);
-        try {
-          for await (const r of deps.readingsBetween(fromTs, toTs)) {
-            // Respect the client's pace: wait for the socket to drain rather than buffer the whole range.
-            if (!res.write(line(r))) await once(res, 'drain');
-          }
-          res.end();
-        } catch (err) {
-          // The status line is gone: all that is left is to cut the response short, so the client sees it incomplete.
-          res.destroy(err as Error);
-        }
       },
     ],
     [
@@ -173,17 +206,10 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
             message: 'a backup needs the admin scope',
           } satisfies ErrorView);
         }
-        // NDJSON of [key, value] in base64, the whole database from one snapshot; `gateway backup DIR` writes it out.
-        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-        try {
-          for await (const [key, value] of deps.snapshot()) {
-            const line = `${JSON.stringify([Buffer.from(key).toString('base64'), Buffer.from(value).toString('base64')])}\n`;
-            if (!res.write(line)) await once(res, 'drain');
-          }
-          res.end();
-        } catch (err) {
-          res.destroy(err as Error);
+        async function* lines() {
+          for await (const record of deps.snapshot()) yield encodeBackupLine(record);
         }
+        await streams.send(res, lines(), { 'content-type': 'application/x-ndjson' });
       },
     ],
     [

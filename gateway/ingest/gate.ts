@@ -21,12 +21,7 @@ export class Gate {
     this.#log = log;
   }
 
-  /** Whether the disk is below its reserve right now (nothing may be written). */
-  diskFull(): boolean {
-    return this.#refusal()?.code === 'GW_DISK_FULL';
-  }
-
-  /** Why a QoS 1/2 reading must be refused right now, or null. */
+  /** Why a reading must be refused right now (a QoS 1/2 one; any one when the disk is full), or null. */
   check(): Refusal | null {
     const now = this.#refusal();
     if (now?.code !== this.#logged?.code) {

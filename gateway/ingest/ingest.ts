@@ -237,12 +237,12 @@ export async function createIngest(deps: IngestDeps): Promise<Ingest> {
       // A full disk stops every write: QoS 0 readings and dead letters too (dropped and counted), so that LevelDB never
       // runs into ENOSPC, after which it would refuse every write until reopened. A full backlog only stops QoS 1/2
       // readings, the only ones that go to the outbox.
-      const refusal = route.kind !== 'badDevice' || msg.qos === 0 || gate.diskFull() ? gate.check() : null;
-      if (refusal && msg.qos === 0 && refusal.code === 'GW_DISK_FULL') {
+      const refusal = gate.check();
+      if (refusal?.code === 'GW_DISK_FULL' && msg.qos === 0) {
         metrics.diskFullDropped('qos0');
         return { done: null, verdict: 'refused' };
       }
-      if (refusal && msg.qos > 0 && (route.kind !== 'badDevice' || refusal.code === 'GW_DISK_FULL')) {
+      if (refusal && msg.qos > 0 && (refusal.code === 'GW_DISK_FULL' || route.kind !== 'badDevice')) {
         return { done: Promise.reject(new GatewayError(refusal.code, refusal.reason)), verdict: 'refused' };
       }
       const rx = now();

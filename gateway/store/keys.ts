@@ -28,3 +28,8 @@ export function deviceRange(deviceId: string, fromTs?: number, toTs?: number): {
     lt: toTs === undefined ? `${deviceId}${SEP_END}` : `${deviceId}${SEP}${hex(toTs + 1, 14)}`,
   };
 }
+
+/** The device time in a key made by readingKey. */
+export function tsOfReadingKey(key: string): number {
+  return parseInt(key.split(SEP)[1] as string, 16);
+}

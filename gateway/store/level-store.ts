@@ -5,7 +5,7 @@ import { type ChainedBatch, ClassicLevel } from 'classic-level';
 import { GatewayError } from '../domain/errors.js';
 import { Committer, type Lane, type LaneOptions } from '../shared/group-commit.js';
 import type { Logger } from '../shared/log.js';
-import { deviceRange, readingKey, seqKey } from './keys.js';
+import { deviceRange, readingKey, seqKey, tsOfReadingKey } from './keys.js';
 import { isDamage, repairStore, type RepairReport } from './repair.js';
 import {
   decodeDeadLetter,
@@ -54,7 +54,7 @@ export interface StoreFound {
 }
 
 /** Set while the store is open, removed by a clean close: its presence at open means the last run did not close. */
-const RUNNING = 'running';
+const RUNNING_KEY = '!meta!running';
 type Sub = ReturnType<Db['sublevel']> & { batch: unknown };
 
 const SCHEMA_VERSION = 1;
@@ -101,9 +101,19 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     this.#dir = dir;
     this.committer = new Committer<Batch>({
       newBatch: () => db.batch(),
-      write: (batch, sync) => {
-        if (db.status !== 'open') return Promise.reject(new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open'));
-        return batch.write({ sync });
+      write: async (batch, sync) => {
+        if (db.status !== 'open') throw new GatewayError('GW_STORE_NOT_OPEN', 'the store is not open');
+        try {
+          await batch.write({ sync });
+        } catch (err) {
+          throw new GatewayError(
+            'GW_STORE_WRITE_FAILED',
+            `batch of ${batch.length} failed: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }
       },
       intervalMs: commitIntervalMs,
     });
@@ -141,7 +151,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     let unclean = false;
     try {
       await db.open();
-      unclean = (await db.get(`!meta!${RUNNING}`)) !== undefined;
+      unclean = (await db.get(RUNNING_KEY)) !== undefined;
       // LevelDB finds a damaged table block only when it reads it; read everything once, so that damage is found
       // (and repaired) now, not when a query or the forwarder trips over it. After a clean close there is nothing a
       // crash could have left half written, so by default only an unclean shutdown pays for the scan.
@@ -185,7 +195,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       await db.close();
       throw new GatewayError('GW_STORE_OPEN_FAILED', `store at ${dataDir} has an unsupported schema version`);
     }
-    await db.put(`!meta!${RUNNING}`, encodeValue(Date.now()), { sync: true } as never);
+    await db.put(RUNNING_KEY, encodeValue(Date.now()), { sync: true } as never);
     for await (const _ of store.#deadletter.keys()) store.#deadLetterCount++;
     for await (const [key, value] of store.#outbox.iterator()) {
       store.#outboxReadings++;
@@ -280,9 +290,18 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   }
 
   /** Device time of the device's oldest reading kept, or null when none is. */
-  async oldestTs(deviceId: string): Promise<number | null> {
-    const [key] = await this.#readings.keys({ ...deviceRange(deviceId), limit: 1 }).all();
-    return key === undefined ? null : parseInt(key.split('!')[1] as string, 16);
+  oldestTs(deviceId: string): Promise<number | null> {
+    return this.#edgeTs(deviceId, false);
+  }
+
+  /** Device time of the device's newest reading kept, or null when none is. */
+  newestTs(deviceId: string): Promise<number | null> {
+    return this.#edgeTs(deviceId, true);
+  }
+
+  async #edgeTs(deviceId: string, reverse: boolean): Promise<number | null> {
+    const [key] = await this.#readings.keys({ ...deviceRange(deviceId), reverse, limit: 1 }).all();
+    return key === undefined ? null : tsOfReadingKey(key);
   }
 
   /**
@@ -290,24 +309,10 @@ export class LevelStore implements TelemetryStore, OutboxStore {
    * a device: one iterator at a time, read in pages, so memory stays constant whatever the range.
    */
   async *readingsBetween(fromTs: number, toTs: number): AsyncIterable<StoredReading> {
+    // classic-level's iterators read ahead in chunks, and for-await closes them on an early exit.
     for (const id of await this.deviceIds()) {
-      const it = this.#readings.values(deviceRange(id, fromTs, toTs));
-      try {
-        for (;;) {
-          const page = await it.nextv(500);
-          if (page.length === 0) break;
-          for (const v of page) yield decodeReadingValue(v);
-        }
-      } finally {
-        await it.close();
-      }
+      for await (const v of this.#readings.values(deviceRange(id, fromTs, toTs))) yield decodeReadingValue(v);
     }
-  }
-
-  /** Device time of the device's newest reading kept, or null when none is. */
-  async newestTs(deviceId: string): Promise<number | null> {
-    const [key] = await this.#readings.keys({ ...deviceRange(deviceId), reverse: true, limit: 1 }).all();
-    return key === undefined ? null : parseInt(key.split('!')[1] as string, 16);
   }
 
   /**
@@ -316,16 +321,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
    * a cleanly closed one.
    */
   async *snapshot(): AsyncIterable<[string, Uint8Array]> {
-    const it = this.#db.iterator();
-    try {
-      for (;;) {
-        const page = await it.nextv(500);
-        if (page.length === 0) return;
-        for (const entry of page) if (entry[0] !== `!meta!${RUNNING}`) yield entry;
-      }
-    } finally {
-      await it.close();
-    }
+    for await (const entry of this.#db.iterator()) if (entry[0] !== RUNNING_KEY) yield entry;
   }
 
   /** Ids of every device with a record. */
@@ -434,7 +430,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.committer.drain();
-      if (this.#db.status === 'open') await this.#db.del(`!meta!${RUNNING}`, { sync: true } as never);
+      if (this.#db.status === 'open') await this.#db.del(RUNNING_KEY, { sync: true } as never);
       await this.#db.close();
     })();
     return this.#closing;

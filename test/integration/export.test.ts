@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { GATEWAY_MAIN } from '../helpers/process.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
@@ -41,6 +41,20 @@ describe('export across devices', () => {
       `ex-b,${r.ts},1,1,1,RX,temp_c,${r.m.temp_c}`,
       `ex-b,${r.ts},1,1,1,RX,rh_pct,${r.m.rh_pct}`,
     ]);
+    // An independent reader: Python's csv module parses what we wrote, header and all.
+    const parsed = execFileSync(
+      '/usr/bin/python3',
+      ['-c', 'import csv, json, sys; print(json.dumps(list(csv.DictReader(sys.stdin))))'],
+      { input: `${csv.join('\n')}\n` },
+    ).toString();
+    const rowsByPython = JSON.parse(parsed) as Record<string, string>[];
+    expect(rowsByPython).toHaveLength(4);
+    expect(rowsByPython[0]).toMatchObject({
+      device_id: 'ex-a',
+      seq: '1',
+      measurement: 'temp_c',
+      value: String(r.m.temp_c),
+    });
     expect((await fetch(`${gw.httpUrl}/api/v1/readings?format=xml`)).status).toBe(400);
   });
 });

@@ -90,6 +90,8 @@ const newMetrics = () =>
     backlog: () => ({ readings: 0, bytes: 0, full: false }),
     diskFreeBytes: () => 0,
     repairLostBytes: () => 0,
+    outboxDangling: () => 0,
+    stations: async () => [],
     storeBytes: async () => 0,
   });
 

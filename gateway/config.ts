@@ -231,6 +231,29 @@ export const configSchema = z
       })
       .prefault({}),
     upstream: upstreamSchema,
+    /** The page at / (docs/ui.md). */
+    ui: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** A station is silent after this long without a reading; null: after three of its usual intervals. */
+        silentAfterMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(31 * 86_400_000)
+          .nullable()
+          .default(null),
+        /** Until a station's usual interval is known (two readings since start-up, or its stored ones). */
+        fallbackSilentAfterMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(31 * 86_400_000)
+          .default(600_000),
+        /** A battery reading (batt_v) below this is low. */
+        lowBatteryVolts: z.number().min(0).max(60).default(3.4),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

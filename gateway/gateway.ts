@@ -10,8 +10,11 @@ import { brokerId } from './broker/wills.js';
 import type { FrozenConfig } from './config.js';
 import { createApiHandler } from './http/api.js';
 import { startHttp } from './http/server.js';
+import { Live } from './http/live.js';
+import { loadUiFiles } from './http/ui-files.js';
+import type { DeviceRecord } from './domain/model.js';
 import type { Logger } from './shared/log.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type StationSample } from './metrics.js';
 import { watchDiskSpace } from './store/disk-space.js';
 import { startRetention } from './store/retention.js';
 import { LevelStore, type Db } from './store/level-store.js';
@@ -107,10 +110,35 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         : backlogFull()
           ? { code: 'GW_BACKLOG_FULL', reason: 'backlog budget reached' }
           : null;
+    const live = new Live({
+      silentAfterMs: config.ui.silentAfterMs,
+      fallbackSilentAfterMs: config.ui.fallbackSilentAfterMs,
+      recent: (id, n) => store.recentReadings(id, n),
+    });
+    closers.push(() => live.close());
+    // Filled once the ingest exists; the metrics are made before it.
+    let devices: () => DeviceRecord[] = () => [];
+    const stations = async (): Promise<StationSample[]> => {
+      const at = now();
+      const out: StationSample[] = [];
+      for (const d of devices()) {
+        const battery = (await live.latest(d.id))?.m.batt_v;
+        out.push({
+          id: d.id,
+          lastSeenAgeSeconds: Math.max(0, (at - d.lastSeen) / 1000),
+          silent: live.activity(d.id, d.lastSeen, at).silent,
+          batteryVolts: battery ?? null,
+          lowBattery: battery !== undefined && battery < config.ui.lowBatteryVolts,
+        });
+      }
+      return out;
+    };
     const metrics = createMetrics({
+      stations,
       backlog: () => ({ ...store.outboxStats(), full: backlogFull() }),
       diskFreeBytes: () => space.freeBytes,
       repairLostBytes: () => found.repaired?.lostBytes ?? 0,
+      outboxDangling: () => store.danglingRemoved,
       storeBytes: () => store.bytesOnDisk(),
     });
     store.committer.watch(metrics.storeWrite);
@@ -149,9 +177,13 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       metrics,
       now,
       refusal,
-      ...(forwarder ? { onCommitted: (entries: readonly CommitEntry[]) => forwarder.committed(entries) } : {}),
+      onCommitted: (entries: readonly CommitEntry[]) => {
+        forwarder?.committed(entries);
+        live.committed(entries);
+      },
     });
     closers.push(() => ingest.drain());
+    devices = () => ingest.devices();
 
     const access = await Access.open(
       { ...config.auth, prefix: config.ingest.topicPrefix },
@@ -190,6 +222,12 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     });
     closers.push(() => broker.close());
 
+    const ui = config.ui.enabled
+      ? await loadUiFiles().catch((err: unknown) => {
+          log.warn({ err }, 'the page at / is not available: its files could not be read (npm run build)');
+          return `the page's files could not be read: ${(err as Error).message}`;
+        })
+      : 'the page is off (ui.enabled: false)';
     const http = await startHttp(
       config.http.host,
       config.http.port,
@@ -209,6 +247,11 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
           retention: { maxAgeDays: config.retention.maxAgeDays, maxBytes: config.retention.maxBytes },
         }),
         scopeOf: (authorization) => access.scopeOf(authorization),
+        deviceReadings: (id, fromTs, toTs) => store.deviceReadings(id, fromTs, toTs),
+        live,
+        ui,
+        lowBatteryVolts: config.ui.lowBatteryVolts,
+        now,
         unhealthyReason() {
           if (closing) return 'shutting down';
           if (broker.aedes.closed) return 'broker not running';

@@ -26,7 +26,21 @@ export interface MetricSources {
   diskFreeBytes(): number;
   /** Bytes of unreadable files moved aside when the store was repaired at start-up (0 when it was not). */
   repairLostBytes(): number;
+  /** Outbox entries removed because the reading they named was gone. */
+  outboxDangling(): number;
   storeBytes(): Promise<number>;
+  /** Each station as the page shows it (docs/ui.md). */
+  stations(): Promise<StationSample[]>;
+}
+
+export interface StationSample {
+  id: string;
+  /** Seconds since its last reading arrived. */
+  lastSeenAgeSeconds: number;
+  silent: boolean;
+  /** Its newest batt_v, or null when it sends none. */
+  batteryVolts: number | null;
+  lowBattery: boolean;
 }
 
 /** Seconds, for the write and ack latencies: from a tenth of a millisecond (an unsynced write) to a second. */
@@ -144,6 +158,42 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(await sources.storeBytes());
     },
   });
+  new Gauge({
+    name: 'sensorgate_device_last_seen_seconds',
+    help: 'Seconds since the device last sent a reading',
+    labelNames: ['device'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of await sources.stations()) this.set({ device: s.id }, s.lastSeenAgeSeconds);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_device_battery_volts',
+    help: 'The newest batt_v of each device that sends one',
+    labelNames: ['device'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of await sources.stations()) if (s.batteryVolts !== null) this.set({ device: s.id }, s.batteryVolts);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_devices_silent',
+    help: 'Devices with no reading for three of their usual intervals (or ui.silentAfterMs)',
+    registers: [registry],
+    async collect() {
+      this.set((await sources.stations()).filter((s) => s.silent).length);
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_devices_low_battery',
+    help: 'Devices whose newest batt_v is below ui.lowBatteryVolts',
+    registers: [registry],
+    async collect() {
+      this.set((await sources.stations()).filter((s) => s.lowBattery).length);
+    },
+  });
   const diskFullDropped = new Counter({
     name: 'sensorgate_disk_full_dropped_total',
     help: 'Messages not written because the disk was below store.minFreeBytes: qos0 readings (and their dead letters), broker (retained and QoS 1/2 non-telemetry messages, refused)',
@@ -156,12 +206,25 @@ export function createMetrics(sources: MetricSources): Metrics {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const retentionHeld = new Counter({
+    name: 'sensorgate_retention_held_total',
+    help: 'Devices whose retention pass stopped short of the cutoff at a reading not forwarded yet, per pass',
+    registers: [registry],
+  });
   new Gauge({
     name: 'sensorgate_store_repair_lost_bytes',
     help: 'Bytes of unreadable LevelDB files moved aside by the repair at start-up (0: no repair was needed)',
     registers: [registry],
     collect() {
       this.set(sources.repairLostBytes());
+    },
+  });
+  new Gauge({
+    name: 'sensorgate_outbox_dangling_removed',
+    help: 'Outbox entries removed unforwarded because the reading they named was gone (damage outside the gateway)',
+    registers: [registry],
+    collect() {
+      this.set(sources.outboxDangling());
     },
   });
   const denied = new Counter({
@@ -211,6 +274,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     missing: (qos, delta) => missing.inc({ qos: String(qos) }, delta),
     diskFullDropped: (what) => diskFullDropped.inc({ what }),
     retentionDeleted: (reason, n) => retentionDeleted.inc({ reason }, n),
+    retentionHeld: (n) => retentionHeld.inc(n),
     storeWrite: (info) => {
       batchSize.observe(info.entries);
       writeSeconds.observe({ sync: String(info.sync) }, info.ms / 1000);

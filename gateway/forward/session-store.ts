@@ -6,6 +6,11 @@
  * gateway is killed at. Deleting the packet and removing its outbox entries is one atomic write, so an entry can
  * never be forwarded again once the broker has acknowledged it. Do not replace this with MQTT.js's in-memory store
  * (MQTT.js #607, #2015).
+ *
+ * A QoS 1 PUBLISH is kept in memory only: QoS 1 allows a second delivery, and after a crash its entries, still in the
+ * outbox, are simply published again with their `mid` (the consumer's idempotency key). Writing it would cost about
+ * 60 bytes per reading on the SD card (docs/operations.md) and buy nothing. Its completion still removes its outbox
+ * entries in a shared batch.
  */
 import { Readable } from 'node:stream';
 import type { IStore, Packet } from 'mqtt';
@@ -25,6 +30,8 @@ export class SessionStore implements IStore {
   readonly #index: PayloadIndex;
   readonly #byMessageId = new Map<number, SessionRecord>();
   readonly #held = new Set<number>();
+  /** Message ids of packets held in memory only (QoS 1 PUBLISH): their completion has no record to delete. */
+  readonly #memoryOnly = new Set<number>();
   /**
    * Writes go into the store's shared batches and settle in the order they were made: MQTT.js sends a packet when its
    * put settles, so this keeps the wire order equal to the publish order (and shares one fsync among many packets).
@@ -101,9 +108,13 @@ export class SessionStore implements IStore {
       packet: payload === undefined ? rest : { ...rest, payload },
       ...(carried.hist ? { hist: true } : {}),
     };
-    this.#write({ put: { ...record, packet: rest } }).then(
+    const memoryOnly = packet.cmd === 'publish' && (packet as { qos?: number }).qos === 1;
+    // Settling after the writes before it keeps the wire order equal to the publish order.
+    const written = memoryOnly ? this.#lastWrite : this.#write({ put: { ...record, packet: rest } });
+    written.then(
       () => {
         this.#remember(record);
+        if (memoryOnly) this.#memoryOnly.add(messageId);
         cb();
       },
       (err: Error) => cb(err),
@@ -124,9 +135,11 @@ export class SessionStore implements IStore {
       cb(new Error('missing packet'));
       return this;
     }
-    this.#write({ complete: record }).then(
+    const stored = !this.#memoryOnly.has(packet.messageId as number);
+    this.#write({ complete: record, stored }).then(
       () => {
         this.#byMessageId.delete(packet.messageId as number);
+        this.#memoryOnly.delete(packet.messageId as number);
         for (const e of record.entries) this.#held.delete(e.gseq);
         this.#index.completed(record);
         cb(undefined, record.packet as unknown as Packet);

@@ -6,13 +6,18 @@ import type { Counters, DeviceRecord, StoredReading } from '../domain/model.js';
 import type { TelemetryStore } from '../ingest/store-port.js';
 import { encodeBackupLine } from '../shared/backup-format.js';
 import { DEVICE_ID_RE } from '../domain/topics.js';
+import { Downsampler } from '../domain/series.js';
+import type { Live } from './live.js';
+import type { UiFiles } from './ui-files.js';
 import type {
   ByQos,
   DeadLettersView,
   DevicesView,
+  DeviceView,
   ErrorView,
   HealthView,
   ReadingsView,
+  SeriesView,
   StatsView,
   StorageView,
 } from './views.js';
@@ -34,10 +39,28 @@ export interface ApiDeps {
   readingsBetween(fromTs: number, toTs: number): AsyncIterable<StoredReading>;
   /** The scope a request's Authorization header grants, or null (refused). */
   scopeOf(authorization: string | undefined): 'read' | 'admin' | null;
+  /** One device's readings with a device time in [fromTs, toTs], in time order. */
+  deviceReadings(deviceId: string, fromTs: number, toTs: number): AsyncIterable<StoredReading>;
+  live: Live;
+  /** The page's files, or why there is no page (ui.enabled is false, or the files could not be read). */
+  ui: UiFiles | string;
+  lowBatteryVolts: number;
+  now(): number;
 }
 
 type Scope = 'read' | 'admin';
-type Handler = (match: RegExpMatchArray, params: URLSearchParams, res: ServerResponse, scope: Scope) => Promise<void>;
+type Handler = (
+  match: RegExpMatchArray,
+  params: URLSearchParams,
+  res: ServerResponse,
+  scope: Scope,
+  req: IncomingMessage,
+) => Promise<void>;
+
+/** Buckets a series answer may have: bounds its memory and its size. */
+const MAX_BUCKETS = 5000;
+/** Series computed at once; each reads its whole range. */
+const MAX_SERIES = 4;
 
 class BadRequest extends Error {}
 
@@ -116,8 +139,44 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
   res.end(text);
 }
 
+/**
+ * The page's files need no token: they hold no data, and the page asks for the token itself when the API wants one.
+ * Revalidated on every load (no-cache, with an ETag), so an upgrade shows at once.
+ */
+function serveUi(ui: UiFiles | string, path: string, req: IncomingMessage, res: ServerResponse): void {
+  const file = typeof ui === 'string' ? undefined : ui.get(path);
+  if (!file) {
+    const message = typeof ui === 'string' ? ui : `no route ${path}`;
+    send(res, 404, { error: 'GW_HTTP_NOT_FOUND', message } satisfies ErrorView);
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, 405, { error: 'GW_HTTP_METHOD', message: 'only GET is supported' } satisfies ErrorView);
+    return;
+  }
+  const headers = { etag: file.etag, 'cache-control': 'no-cache', vary: 'accept-encoding' };
+  if (req.headers['if-none-match'] === file.etag) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
+  const body = gzip ? file.gzip : file.body;
+  res.writeHead(200, {
+    ...headers,
+    'content-type': file.type,
+    'content-length': body.length,
+    ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+    // The page's own scripts and styles only: nothing from elsewhere, no inline script.
+    'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const streams = new Streams();
+  let seriesRunning = 0;
   const routes: [RegExp, Handler][] = [
     [
       /^\/healthz$/,
@@ -145,17 +204,27 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
           .sort((a, b) => (a.id < b.id ? -1 : 1))
           .slice(0, limit);
         // One seek at a time: a page holds up to 10 000 devices, and each seek opens a LevelDB iterator.
-        const oldest: (number | null)[] = [];
-        for (const d of page) oldest.push(await deps.oldestTs(d.id));
-        const devices = page.map((d, i) => ({
-          id: d.id,
-          boot: d.dedup?.current.boot ?? null,
-          highSeq: d.dedup?.current.highSeq ?? null,
-          lastSeen: d.lastSeen,
-          oldestTs: oldest[i] ?? null,
-          bootResets: d.bootResets,
-          counters: byQos(d.counters),
-        }));
+        const devices: DeviceView[] = [];
+        const now = deps.now();
+        for (const d of page) {
+          const latest = await deps.live.latest(d.id);
+          const { usualIntervalMs, silent, silentAfterMs } = deps.live.activity(d.id, d.lastSeen, now);
+          const battery = latest?.m.batt_v;
+          devices.push({
+            id: d.id,
+            boot: d.dedup?.current.boot ?? null,
+            highSeq: d.dedup?.current.highSeq ?? null,
+            lastSeen: d.lastSeen,
+            oldestTs: await deps.oldestTs(d.id),
+            bootResets: d.bootResets,
+            counters: byQos(d.counters),
+            latest,
+            usualIntervalMs,
+            silent,
+            silentAfterMs,
+            lowBattery: battery !== undefined && battery < deps.lowBatteryVolts,
+          });
+        }
         const next = page.length === limit ? (page.at(-1)?.id ?? null) : null;
         send(res, 200, { devices, next } satisfies DevicesView);
       },
@@ -179,6 +248,36 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         send(res, 200, { readings: page.items, next: page.next } satisfies ReadingsView);
       },
     ],
+    [
+      /^\/api\/v1\/devices\/([^/]+)\/series$/,
+      async (m, params, res) => {
+        const id = decodePath(m[1] as string);
+        if (!DEVICE_ID_RE.test(id)) throw new BadRequest('invalid device id');
+        const to = intParam(params, 'to', 1, Number.MAX_SAFE_INTEGER - 1) ?? deps.now();
+        const from = intParam(params, 'from', 0, to - 1) ?? to - 3_600_000;
+        const step = intParam(params, 'step', 1, Number.MAX_SAFE_INTEGER) ?? Math.max(1, Math.ceil((to - from) / 300));
+        const query = { from, to, step };
+        if (Downsampler.buckets(query) > MAX_BUCKETS) {
+          throw new BadRequest(`(to - from) / step must be at most ${MAX_BUCKETS} buckets`);
+        }
+        if (seriesRunning >= MAX_SERIES) {
+          res.setHeader('retry-after', '1');
+          return send(res, 503, {
+            error: 'GW_HTTP_BUSY',
+            message: `${MAX_SERIES} series are already being computed`,
+          } satisfies ErrorView);
+        }
+        seriesRunning++;
+        try {
+          const series = new Downsampler(query);
+          for await (const r of deps.deviceReadings(id, from, to - 1)) series.add(r.ts, r.m);
+          send(res, 200, { deviceId: id, ...query, buckets: series.result() } satisfies SeriesView);
+        } finally {
+          seriesRunning--;
+        }
+      },
+    ],
+    [/^\/api\/v1\/events$/, async (_m, _p, res, _scope, req) => deps.live.stream(req, res)],
     [
       /^\/api\/v1\/readings$/,
       async (_m, params, res) => {
@@ -228,6 +327,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   return async (req, res) => {
     // The path is taken as it is: `new URL('//x', base)` would read it as a host.
     const url = new URL(`http://localhost${(req.url ?? '/').startsWith('/') ? req.url : '/'}`);
+    if (url.pathname === '/' || url.pathname.startsWith('/ui/')) return serveUi(deps.ui, url.pathname, req, res);
     const route = routes.find(([re]) => re.test(url.pathname));
     if (!route)
       return send(res, 404, { error: 'GW_HTTP_NOT_FOUND', message: `no route ${url.pathname}` } satisfies ErrorView);
@@ -243,7 +343,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       } satisfies ErrorView);
     }
     try {
-      await route[1](url.pathname.match(route[0]) as RegExpMatchArray, url.searchParams, res, scope);
+      await route[1](url.pathname.match(route[0]) as RegExpMatchArray, url.searchParams, res, scope, req);
     } catch (err) {
       if (err instanceof BadRequest) {
         return send(res, 400, { error: 'GW_HTTP_BAD_REQUEST', message: err.message } satisfies ErrorView);

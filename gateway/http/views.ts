@@ -1,6 +1,7 @@
 /** The JSON bodies the HTTP API answers with: one definition for the handlers and for any client (the tests'). */
 import type { Counters, DeadLetter, StoredReading } from '../domain/model.js';
 import type { HttpErrorCode } from '../domain/errors.js';
+import type { SeriesBucket } from '../domain/series.js';
 
 export type HealthView = { status: 'ok' } | { status: 'unavailable'; reason: string };
 
@@ -31,6 +32,15 @@ export interface DeviceView {
   oldestTs: number | null;
   bootResets: number;
   counters: ByQos<Counters>;
+  /** Its newest reading, or null when none is kept. */
+  latest: StoredReading | null;
+  /** Median gap between its recent readings, ms; null until known. */
+  usualIntervalMs: number | null;
+  /** No reading for longer than silentAfterMs (three usual intervals, or ui.silentAfterMs). */
+  silent: boolean;
+  silentAfterMs: number;
+  /** Its newest batt_v is below ui.lowBatteryVolts. */
+  lowBattery: boolean;
 }
 
 export interface DevicesView {
@@ -52,6 +62,15 @@ export type DeadLetterView = Omit<DeadLetter, 'payload'> & {
 
 export interface DeadLettersView {
   deadLetters: DeadLetterView[];
+}
+
+/** GET /api/v1/devices/{id}/series: min, mean and max per bucket of `step` ms, non-empty buckets only. */
+export interface SeriesView {
+  deviceId: string;
+  from: number;
+  to: number;
+  step: number;
+  buckets: SeriesBucket[];
 }
 
 export interface ErrorView {

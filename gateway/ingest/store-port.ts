@@ -98,4 +98,5 @@ export interface OutboxStore {
   sessionWrite(change: SessionChange): Promise<void>;
 }
 
-export type SessionChange = { put: SessionRecord } | { complete: SessionRecord };
+/** `stored: false`: the packet was held in memory only (QoS 1), so there is no session record to delete. */
+export type SessionChange = { put: SessionRecord } | { complete: SessionRecord; stored: boolean };

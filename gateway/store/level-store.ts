@@ -10,9 +10,11 @@ import { isDamage, repairStore, type RepairReport } from './repair.js';
 import {
   decodeDeadLetter,
   decodeDevice,
+  decodeOutboxValue,
   decodeReadingValue,
   decodeValue,
   encodeDevice,
+  encodeOutboxRef,
   encodeValue,
 } from './records.js';
 import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
@@ -78,6 +80,8 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   #outboxReadings = 0;
   #deadLetterCount = 0;
   #outboxBytes = 0;
+  #danglingRemoved = 0;
+  readonly #log: Logger | undefined;
   #closing: Promise<void> | undefined;
   /** Every durable write of the process goes through it (shared/group-commit.ts). */
   readonly committer: Committer<Batch>;
@@ -96,8 +100,9 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   readonly #dir: string;
 
-  private constructor(db: Db, dir: string, commitIntervalMs: number) {
+  private constructor(db: Db, dir: string, commitIntervalMs: number, log: Logger | undefined) {
     this.#db = db;
+    this.#log = log;
     this.#dir = dir;
     this.committer = new Committer<Batch>({
       newBatch: () => db.batch(),
@@ -182,7 +187,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
         );
       }
     }
-    const store = new LevelStore(db, dataDir, commitIntervalMs);
+    const store = new LevelStore(db, dataDir, commitIntervalMs, log);
     const version = await store.#meta.get('schema');
     if (version === undefined) {
       await db.batch(
@@ -199,7 +204,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     for await (const _ of store.#deadletter.keys()) store.#deadLetterCount++;
     for await (const [key, value] of store.#outbox.iterator()) {
       store.#outboxReadings++;
-      store.#outboxBytes += key.length + value.byteLength;
+      store.#outboxBytes += outboxEntryBytes(key, value);
     }
     return { store, found: { repaired, unclean } };
   }
@@ -258,12 +263,14 @@ export class LevelStore implements TelemetryStore, OutboxStore {
       if (e.device) devices.set(e.device.id, e.device);
       if (e.reading) {
         const value = encodeValue(e.reading);
-        batch.put(this.#readings.prefix + readingKey(e.reading.deviceId, e.reading.ts, e.gseq), value);
+        const rkey = readingKey(e.reading.deviceId, e.reading.ts, e.gseq);
+        batch.put(this.#readings.prefix + rkey, value);
         if (e.outbox) {
           const key = seqKey(e.gseq);
-          batch.put(this.#outbox.prefix + key, value);
+          const ref = encodeOutboxRef(e.reading.deviceId, e.reading.ts, value.byteLength);
+          batch.put(this.#outbox.prefix + key, ref);
           counts.outboxReadings++;
-          counts.outboxBytes += key.length + value.byteLength;
+          counts.outboxBytes += key.length + ref.byteLength + value.byteLength;
         }
       }
       if (e.deadLetter) {
@@ -309,10 +316,19 @@ export class LevelStore implements TelemetryStore, OutboxStore {
    * a device: one iterator at a time, read in pages, so memory stays constant whatever the range.
    */
   async *readingsBetween(fromTs: number, toTs: number): AsyncIterable<StoredReading> {
+    for (const id of await this.deviceIds()) yield* this.deviceReadings(id, fromTs, toTs);
+  }
+
+  /** The device's readings with a device time from `fromTs` to `toTs`, in time order, from one iterator. */
+  async *deviceReadings(deviceId: string, fromTs: number, toTs: number): AsyncIterable<StoredReading> {
     // classic-level's iterators read ahead in chunks, and for-await closes them on an early exit.
-    for (const id of await this.deviceIds()) {
-      for await (const v of this.#readings.values(deviceRange(id, fromTs, toTs))) yield decodeReadingValue(v);
-    }
+    for await (const v of this.#readings.values(deviceRange(deviceId, fromTs, toTs))) yield decodeReadingValue(v);
+  }
+
+  /** The device's newest `n` readings, newest first. */
+  async recentReadings(deviceId: string, n: number): Promise<StoredReading[]> {
+    const values = await this.#readings.values({ ...deviceRange(deviceId), reverse: true, limit: n }).all();
+    return values.map(decodeReadingValue);
   }
 
   /**
@@ -376,12 +392,51 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   async outboxAfter(after: number, limit: number, upTo?: number): Promise<OutboxEntry[]> {
     const range = upTo === undefined ? { gt: seqKey(after) } : { gt: seqKey(after), lte: seqKey(upTo) };
-    const entries = await this.#outbox.iterator({ ...range, limit }).all();
-    return entries.map(([key, value]) => ({
-      gseq: parseInt(key, 16),
-      reading: decodeReadingValue(value),
-      bytes: key.length + value.byteLength,
-    }));
+    const raw = await this.#outbox.iterator({ ...range, limit }).all();
+    const values = raw.map(([, value]) => decodeOutboxValue(value));
+    const refs = raw.flatMap(([key], i) => {
+      const v = values[i] as (typeof values)[number];
+      return 'deviceId' in v ? [readingKey(v.deviceId, v.ts, parseInt(key, 16))] : [];
+    });
+    const found = refs.length === 0 ? [] : await this.#readings.getMany(refs);
+    const entries: OutboxEntry[] = [];
+    const dangling: { gseq: number; bytes: number }[] = [];
+    let r = 0;
+    raw.forEach(([key, bytes], i) => {
+      const value = values[i] as (typeof values)[number];
+      const gseq = parseInt(key, 16);
+      const size = outboxEntryBytes(key, bytes);
+      const reading = 'deviceId' in value ? found[r++] : undefined;
+      if ('reading' in value) entries.push({ gseq, reading: value.reading, bytes: size });
+      else if (reading !== undefined) entries.push({ gseq, reading: decodeReadingValue(reading), bytes: size });
+      else dangling.push({ gseq, bytes: size });
+    });
+    if (dangling.length > 0) {
+      // Retention holds back readings the outbox names (outboxHolds), so only damage outside the gateway gets here;
+      // such an entry can never be forwarded, and would stall its lane for ever.
+      this.#log?.error({ entries: dangling.length }, 'outbox entries whose reading is gone: removed');
+      this.#danglingRemoved += dangling.length;
+      await this.outboxDelete(dangling);
+    }
+    return entries;
+  }
+
+  /** Outbox entries removed because the reading they named was gone (never expected: see outboxAfter). */
+  get danglingRemoved(): number {
+    return this.#danglingRemoved;
+  }
+
+  /**
+   * For each device with readings waiting in the outbox, the device time of its oldest one: retention must not delete
+   * from there on, since the outbox names those readings rather than keeping a copy.
+   */
+  async outboxHolds(): Promise<Map<string, number>> {
+    const holds = new Map<string, number>();
+    for await (const value of this.#outbox.values()) {
+      const v = decodeOutboxValue(value);
+      if ('deviceId' in v) holds.set(v.deviceId, Math.min(holds.get(v.deviceId) ?? Infinity, v.ts));
+    }
+    return holds;
   }
 
   outboxStats(): { readings: number; bytes: number } {
@@ -389,8 +444,10 @@ export class LevelStore implements TelemetryStore, OutboxStore {
   }
 
   async outboxOldestRx(): Promise<number | null> {
-    const [first] = await this.#outbox.values({ limit: 1 }).all();
-    return first === undefined ? null : (decodeValue(first) as StoredReading).rx;
+    const [first] = await this.#outbox.keys({ limit: 1 }).all();
+    if (first === undefined) return null;
+    const [entry] = await this.outboxAfter(parseInt(first, 16) - 1, 1);
+    return entry === undefined ? null : entry.reading.rx;
   }
 
   outboxDelete(entries: readonly { gseq: number; bytes: number }[]): Promise<void> {
@@ -415,7 +472,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
         batch.put(this.#sessions.prefix + key, encodeValue(change.put));
       } else {
         const entries = change.complete.entries;
-        batch.del(this.#sessions.prefix + seqKey((entries[0] as { gseq: number }).gseq));
+        if (change.stored) batch.del(this.#sessions.prefix + seqKey((entries[0] as { gseq: number }).gseq));
         for (const e of entries) batch.del(this.#outbox.prefix + seqKey(e.gseq));
       }
     }
@@ -454,6 +511,12 @@ async function verifyAll(db: Db, unclean: boolean, log: Logger | undefined): Pro
     }
   }
   log?.info({ records, bytes, ms: Math.round(performance.now() - started) }, 'store verified');
+}
+
+/** What an entry counts against the backlog budget: itself and, when it names its reading, that reading. */
+function outboxEntryBytes(key: string, value: Uint8Array): number {
+  const v = decodeOutboxValue(value);
+  return key.length + value.byteLength + ('deviceId' in v ? v.readingBytes : 0);
 }
 
 function defaultDb(dir: string): Db {

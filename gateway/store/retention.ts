@@ -1,9 +1,10 @@
 /**
  * Retention (docs/operations.md, "Retention"): in the background, deletes readings older than `maxAgeDays` (by the
  * reading's time) and, while the database's files take more than `maxBytes`, the oldest readings of every device in
- * steps, then compacts the readings so that the space returns to the filesystem. Readings still waiting to go
- * upstream keep their copy in the outbox (bounded by upstream.backlogBudgetBytes) until they are forwarded, so
- * retention never drops an unforwarded reading. Dead letters have their own bound (deadLetters.maxCount).
+ * steps, then compacts the readings so that the space returns to the filesystem. The outbox names the readings still
+ * waiting to go upstream (bounded by upstream.backlogBudgetBytes) rather than copying them, so a device's deletion
+ * stops at its oldest unforwarded reading, and that is counted and logged: retention never drops an unforwarded
+ * reading. Dead letters have their own bound (deadLetters.maxCount).
  */
 import type { Logger } from '../shared/log.js';
 import type { LevelStore } from './level-store.js';
@@ -16,6 +17,8 @@ export interface RetentionConfig {
 
 export interface RetentionMetrics {
   retentionDeleted(reason: 'age' | 'size', n: number): void;
+  /** A device whose deletion stopped short of the cutoff at its oldest reading not yet forwarded. */
+  retentionHeld(n: number): void;
 }
 
 export interface Retention {
@@ -42,9 +45,20 @@ export function startRetention(
 
   async function deleteBefore(cutoffTs: number, reason: 'age' | 'size'): Promise<number> {
     let deleted = 0;
+    const holds = await store.outboxHolds();
+    const heldDevices: string[] = [];
     for (const id of await store.deviceIds()) {
       if (closed) break;
-      deleted += await store.deleteReadingsBefore(id, cutoffTs);
+      const held = holds.get(id);
+      if (held !== undefined && held < cutoffTs) heldDevices.push(id);
+      deleted += await store.deleteReadingsBefore(id, Math.min(cutoffTs, held ?? Infinity));
+    }
+    if (heldDevices.length > 0) {
+      metrics.retentionHeld(heldDevices.length);
+      log.warn(
+        { devices: heldDevices.slice(0, 10), count: heldDevices.length, cutoffTs, reason },
+        'retention held back at readings not forwarded yet',
+      );
     }
     if (deleted > 0) metrics.retentionDeleted(reason, deleted);
     // By age the horizon moves with the clock even when there was nothing to delete.

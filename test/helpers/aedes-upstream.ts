@@ -12,7 +12,9 @@ export interface AedesUpstream {
  * A second Aedes on port 0 as the upstream broker, for faults Mosquitto cannot be made to show: withheld acks, a socket
  * killed at an exact step of the handshake. Hooks are passed straight to Aedes.
  */
-export async function startAedesUpstream(hooks: Pick<AedesOptions, 'authorizePublish'> = {}): Promise<AedesUpstream> {
+export async function startAedesUpstream(
+  hooks: Pick<AedesOptions, 'authorizePublish' | 'authenticate'> = {},
+): Promise<AedesUpstream> {
   const aedes = await Aedes.createBroker(hooks);
   const server = createServer((socket) => aedes.handle(socket));
   server.listen(0, '127.0.0.1');

@@ -8,6 +8,7 @@ import type {
   ErrorView,
   HealthView,
   ReadingsView,
+  SeriesView,
   StatsView,
 } from '../../gateway/http/views.js';
 
@@ -38,6 +39,7 @@ export function api(base: string, token?: string) {
     readings: (deviceId: string, query = '') => get<ReadingsView>(`/api/v1/devices/${deviceId}/readings${query}`),
     deadLetters: (query = '') => get<DeadLettersView>(`/api/v1/deadletter${query}`),
     forwarding: () => get<ForwardingStatus>('/api/v1/forwarding'),
+    series: (deviceId: string, query = '') => get<SeriesView>(`/api/v1/devices/${deviceId}/series${query}`),
     /** Any other path, for the error answers. */
     get: (path: string) => get<ErrorView>(path),
   };

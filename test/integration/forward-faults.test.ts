@@ -1,4 +1,5 @@
 import type { AedesPublishPacket, Client } from 'aedes';
+import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
 import { startAedesUpstream, type AedesUpstream } from '../helpers/aedes-upstream.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
@@ -94,59 +95,75 @@ describe('forwarding against an upstream that misbehaves (a second Aedes)', () =
   });
 });
 
+/** Packets the upstream session holds on disk, read from a closed gateway's data dir. */
+async function sessionRecords(dataDir: string): Promise<number> {
+  const db = new ClassicLevel<string, Uint8Array>(dataDir, { valueEncoding: 'view' });
+  try {
+    return (await db.sublevel('upstream-session').keys().all()).length;
+  } finally {
+    await db.close();
+  }
+}
+
 describe('the upstream session across a restart', () => {
-  it('re-sends each packet in flight with the payload it first had (made again from the outbox), backlog batches too', async () => {
-    const firstSent = new Map<string, string>();
-    const key = (packet: { payload: Buffer | string }) => packet.payload.toString();
-    // The first upstream takes every packet and acks none: they stay in the gateway's upstream session.
-    const silent = await startAedesUpstream({
-      authorizePublish(client, packet) {
-        if (client?.id === GATEWAY_CLIENT) firstSent.set(String(packet.messageId), key(packet));
-      },
-    });
-    const dataDir = await tempDir();
-    const config = (url: string) => ({
-      ...upstreamConfig(url),
-      upstream: { ...upstreamConfig(url).upstream, batchSize: 4, backfillRate: 100_000 },
-    });
-    // Readings committed before the first connect go as the backlog, in batches of 4 marked hist; later ones live.
-    const offline = await startTestGateway({ dataDir, config: config('mqtt://127.0.0.1:9') });
-    const dev = await connectDevice(offline.mqttUrl, 'rs');
-    for (let seq = 0; seq < 8; seq++)
-      await dev.publishAsync(telemetryTopic('rs'), payload(reading(1, seq)), { qos: 1 });
-    await dev.endAsync(true);
-    await offline.close();
+  it.each([2, 1] as const)(
+    'QoS %i: what was in flight is delivered after a restart (QoS 2: each packet re-sent as it was, from the outbox; QoS 1: no session record)',
+    async (qos) => {
+      const firstSent = new Map<string, string>();
+      const key = (packet: { payload: Buffer | string }) => packet.payload.toString();
+      // The first upstream takes every packet and acks none: they stay in the gateway's upstream session.
+      const silent = await startAedesUpstream({
+        authorizePublish(client, packet) {
+          if (client?.id === GATEWAY_CLIENT) firstSent.set(String(packet.messageId), key(packet));
+        },
+      });
+      const dataDir = await tempDir();
+      const config = (url: string) => ({
+        ...upstreamConfig(url),
+        upstream: { ...upstreamConfig(url).upstream, batchSize: 4, backfillRate: 100_000 },
+      });
+      // Readings committed before the first connect go as the backlog, in batches of 4 marked hist; later ones live.
+      const offline = await startTestGateway({ dataDir, config: config('mqtt://127.0.0.1:9') });
+      const dev = await connectDevice(offline.mqttUrl, 'rs');
+      for (let seq = 0; seq < 8; seq++) await dev.publishAsync(telemetryTopic('rs'), payload(reading(1, seq)), { qos });
+      await dev.endAsync(true);
+      await offline.close();
 
-    const first = await startTestGateway({ dataDir, config: config(silent.url) });
-    const dev2 = await connectDevice(first.mqttUrl, 'rs');
-    for (let seq = 8; seq < 11; seq++)
-      await dev2.publishAsync(telemetryTopic('rs'), payload(reading(1, seq)), { qos: 1 });
-    // Aedes holds back a client's later packets while it waits on authorizePublish: the backlog's two and one live.
-    await expect.poll(() => firstSent.size).toBeGreaterThanOrEqual(3);
-    await dev2.endAsync(true);
-    await first.close();
+      const first = await startTestGateway({ dataDir, config: config(silent.url) });
+      const dev2 = await connectDevice(first.mqttUrl, 'rs');
+      for (let seq = 8; seq < 11; seq++)
+        await dev2.publishAsync(telemetryTopic('rs'), payload(reading(1, seq)), { qos });
+      // Aedes holds back a client's later packets while it waits on authorizePublish: the backlog's two and one live.
+      await expect.poll(() => firstSent.size).toBeGreaterThanOrEqual(3);
+      await dev2.endAsync(true);
+      await first.close();
+      const held = await sessionRecords(dataDir);
+      if (qos === 2) expect(held).toBeGreaterThanOrEqual(3);
+      else expect(held).toBe(0);
 
-    const resent = new Map<string, string>();
-    const deliveredSeqs: number[] = [];
-    const acking = await startAedesUpstream({
-      authorizePublish(client, packet, callback) {
-        const id = String(packet.messageId);
-        if (client?.id === GATEWAY_CLIENT && firstSent.has(id) && !resent.has(id)) resent.set(id, key(packet));
-        if (client?.id === GATEWAY_CLIENT) {
-          const body = JSON.parse(key(packet)) as { seq: number } | { seq: number }[];
-          for (const r of [body].flat()) if (!deliveredSeqs.includes(r.seq)) deliveredSeqs.push(r.seq);
-        }
-        callback(null);
-      },
-    });
-    const second = await startTestGateway({ dataDir, config: config(acking.url) });
-    await expect.poll(() => backlogReadings(second.httpUrl), { timeout: 20_000 }).toBe(0);
-    expect(resent).toEqual(firstSent);
-    expect(deliveredSeqs.sort((a, b) => a - b)).toEqual(Array.from({ length: 11 }, (_, i) => i));
-    const bodies = [...resent.values()].map((p) => JSON.parse(p) as unknown);
-    expect(bodies.filter((b) => Array.isArray(b))).toHaveLength(2);
-    expect(bodies.filter((b) => Array.isArray(b)).flat()).toEqual(
-      expect.arrayContaining([expect.objectContaining({ hist: true, seq: 0 })]),
-    );
-  });
+      const resent = new Map<string, string>();
+      const deliveredSeqs: number[] = [];
+      const acking = await startAedesUpstream({
+        authorizePublish(client, packet, callback) {
+          const id = String(packet.messageId);
+          if (client?.id === GATEWAY_CLIENT && firstSent.has(id) && !resent.has(id)) resent.set(id, key(packet));
+          if (client?.id === GATEWAY_CLIENT) {
+            const body = JSON.parse(key(packet)) as { seq: number } | { seq: number }[];
+            for (const r of [body].flat()) if (!deliveredSeqs.includes(r.seq)) deliveredSeqs.push(r.seq);
+          }
+          callback(null);
+        },
+      });
+      const second = await startTestGateway({ dataDir, config: config(acking.url) });
+      await expect.poll(() => backlogReadings(second.httpUrl), { timeout: 20_000 }).toBe(0);
+      expect(deliveredSeqs.sort((a, b) => a - b)).toEqual(Array.from({ length: 11 }, (_, i) => i));
+      if (qos === 1) return;
+      expect(resent).toEqual(firstSent);
+      const bodies = [...resent.values()].map((p) => JSON.parse(p) as unknown);
+      expect(bodies.filter((b) => Array.isArray(b))).toHaveLength(2);
+      expect(bodies.filter((b) => Array.isArray(b)).flat()).toEqual(
+        expect.arrayContaining([expect.objectContaining({ hist: true, seq: 0 })]),
+      );
+    },
+  );
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { startAedesUpstream } from '../helpers/aedes-upstream.js';
 import { api, readingsOf } from '../helpers/api.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -10,6 +11,11 @@ async function deleted(httpUrl: string, reason: string): Promise<number> {
   return Number(
     new RegExp(`^sensorgate_retention_deleted_total\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
   );
+}
+
+async function held(httpUrl: string): Promise<number> {
+  const text = (await api(httpUrl).metrics()).body;
+  return Number(/^sensorgate_retention_held_total (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
 describe('retention', () => {
@@ -64,5 +70,28 @@ describe('retention', () => {
       expect(kept.at(-1)).toBe(999);
       expect(kept[0]).toBeGreaterThan(0);
     }
+  });
+
+  it('holds back at readings not forwarded yet (the outbox names them), counts that, and deletes them once forwarded', async () => {
+    let open = false;
+    const upstream = await startAedesUpstream({ authenticate: (_client, _user, _pass, done) => done(null, open) });
+    const gw = await startTestGateway({
+      config: {
+        retention: { maxAgeDays: 1, intervalMs: 100 },
+        upstream: { enabled: true, url: upstream.url, backoff: { baseMs: 20, capMs: 100, stableMs: 1000 } },
+      },
+    });
+    const now = Date.now();
+    const dev = await connectDevice(gw.mqttUrl, 'old');
+    for (let seq = 0; seq < 10; seq++) {
+      await dev.publishAsync(telemetryTopic('old'), payload(reading(1, seq, { ts: now - 3 * DAY + seq })), { qos: 1 });
+    }
+    await expect.poll(() => held(gw.httpUrl), { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(await deleted(gw.httpUrl, 'age')).toBe(0);
+    expect(await readingsOf(gw.httpUrl, 'old')).toHaveLength(10);
+
+    open = true;
+    await expect.poll(() => deleted(gw.httpUrl, 'age'), { timeout: 10_000 }).toBe(10);
+    expect((await api(gw.httpUrl).forwarding()).body.backlog.readings).toBe(0);
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { cborEncoder } from '../../gateway/domain/codec.js';
 import { windowBytes, windowFromBytes } from '../../gateway/domain/dedup.js';
 import { COUNTER_NAMES, type Counters, type DeviceRecord, zeroCounters } from '../../gateway/domain/model.js';
-import { decodeDevice, encodeDevice } from '../../gateway/store/records.js';
+import { decodeDevice, decodeOutboxValue, encodeDevice, encodeOutboxRef } from '../../gateway/store/records.js';
 
 const epochOf = (boot: number, highSeq: number, bytes: Uint8Array) => ({ boot, highSeq, ...windowFromBytes(bytes) });
 
@@ -75,5 +75,17 @@ describe('device records on disk', () => {
     const r = decodeDevice(v1);
     expect(r.counters[0]).toEqual({ ...zeroCounters(), received: 1, stored: 1 });
     expect(windowBytes(r.dedup!.current)).toEqual(w);
+  });
+});
+
+describe('outbox values on disk', () => {
+  it('a reference decodes to what was encoded; a copy written by 0.1.0 still decodes as the reading', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1 }), fc.nat(), fc.nat(), (deviceId, ts, readingBytes) => {
+        expect(decodeOutboxValue(encodeOutboxRef(deviceId, ts, readingBytes))).toEqual({ deviceId, ts, readingBytes });
+      }),
+    );
+    const reading = { deviceId: 'ws-1', seq: 4, ts: 1_780_000_000_000, rx: 1_780_000_000_100, qos: 1, m: { t: 21.5 } };
+    expect(decodeOutboxValue(cborEncoder.encode(reading))).toEqual({ reading });
   });
 });

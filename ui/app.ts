@@ -156,13 +156,22 @@ function counterRows(counters: DeviceView['counters'] | StatsView): HTMLTableSec
 }
 
 function counterTable(counters: DeviceView['counters'] | StatsView): HTMLElement {
+  // Short headings: a card is a third of a screen wide, or a phone's width.
+  const columns: [string, string][] = [
+    ['recv', 'received'],
+    ['stored', 'stored'],
+    ['dup', 'duplicates dropped'],
+    ['miss', 'missing (gaps in seq)'],
+    ['rej', 'rejected'],
+  ];
   const head = el(
     'thead',
     {},
     el(
       'tr',
       {},
-      ...['', 'received', 'stored', 'dup.', 'missing', 'rejected'].map((h) => el('th', { scope: 'col' }, h)),
+      el('th', { scope: 'col' }, ''),
+      ...columns.map(([short, long]) => el('th', { scope: 'col' }, el('abbr', { title: long }, short))),
     ),
   );
   return el('div', { class: 'scroll' }, el('table', {}, head, counterRows(counters)));

@@ -206,6 +206,16 @@ export function createMetrics(sources: MetricSources): Metrics {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const upstreamDuplicates = new Counter({
+    name: 'sensorgate_upstream_duplicates_total',
+    help: 'Messages the JetStream stream acknowledged as duplicates (a re-send it had stored already, so not stored again)',
+    registers: [registry],
+  });
+  const beyondWindow = new Counter({
+    name: 'sensorgate_upstream_beyond_dedup_window_total',
+    help: 'Readings sent to JetStream later than upstream.nats.duplicateWindowMs after they may first have reached it (an upper bound on possible duplicates)',
+    registers: [registry],
+  });
   const retentionHeld = new Counter({
     name: 'sensorgate_retention_held_total',
     help: 'Devices whose retention pass stopped short of the cutoff at a reading not forwarded yet, per pass',
@@ -275,6 +285,8 @@ export function createMetrics(sources: MetricSources): Metrics {
     diskFullDropped: (what) => diskFullDropped.inc({ what }),
     retentionDeleted: (reason, n) => retentionDeleted.inc({ reason }, n),
     retentionHeld: (n) => retentionHeld.inc(n),
+    upstreamDuplicate: (n) => upstreamDuplicates.inc(n),
+    beyondDedupWindow: (n) => beyondWindow.inc(n),
     storeWrite: (info) => {
       batchSize.observe(info.entries);
       writeSeconds.observe({ sync: String(info.sync) }, info.ms / 1000);

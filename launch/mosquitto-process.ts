@@ -1,10 +1,11 @@
 /** Runs a real Mosquitto (Debian's) with persistence in a directory of the caller's; no test framework here. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { spawnLogged } from './spawn-logged.js';
 
 export const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 
@@ -67,26 +68,8 @@ export async function mosquittoProcess(dir: string, port: number, command: strin
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     },
     async start() {
-      const cmd = [...command, MOSQUITTO, '-c', conf];
-      const proc = spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-      child = proc;
-      let log = '';
-      const collect = (d: string) => {
-        log += d;
-      };
-      const stderr = proc.stderr?.setEncoding('utf8');
-      stderr?.on('data', collect);
-      await new Promise<void>((resolve, reject) => {
-        const ready = () => {
-          if (!log.includes(' running')) return;
-          // From here on the log is not needed; keep draining it so that it cannot fill memory or block the broker.
-          stderr?.off('data', collect).off('data', ready).resume();
-          resolve();
-        };
-        stderr?.on('data', ready);
-        proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}):\n${log}`)));
-        proc.once('error', reject);
-      });
+      // "running" is logged at the information level.
+      child = await spawnLogged([...command, MOSQUITTO, '-c', conf], ' running');
     },
     async stop() {
       const proc = child;

@@ -38,6 +38,7 @@ export type GatewayErrorCode =
   | 'GW_AUTH_USERS_INVALID'
   | 'GW_BACKUP_TARGET_NOT_EMPTY'
   | 'GW_BACKUP_INVALID'
+  | 'GW_UPSTREAM_STREAM'
   | RefusalCode;
 
 export class GatewayError extends Error {

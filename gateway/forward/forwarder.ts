@@ -4,8 +4,9 @@
  *   at `backfillRate` (pacer.ts), marked `hist`, optionally `batchSize` per message (batches.ts). Entries committed
  *   after it are live and go first. Within each lane, per-device order is commit order.
  * - in-flight.ts: a bounded window (with MQTT 5, never more than the broker's Receive Maximum), and which outbox
- *   entries each packet carries. An entry leaves the outbox only when the broker acknowledged its packet, in the same
- *   write that forgets the packet (session-store.ts).
+ *   entries each packet carries. An entry leaves the outbox only when the upstream acknowledged it: for MQTT in the
+ *   same write that forgets the packet (mqtt-transport.ts, session-store.ts), for NATS after the stream's
+ *   acknowledgement (nats-transport.ts).
  * - QoS 0 readings go from memory, bounded, and are dropped and counted while the link is down.
  */
 import type { UpstreamOptions } from './options.js';
@@ -18,11 +19,12 @@ import { Pacer } from './pacer.js';
 import { Serial } from './serial.js';
 import type { Qos, StoredReading } from '../domain/model.js';
 import type { CommitEntry, OutboxEntry, OutboxStore } from '../ingest/store-port.js';
-import { encodeUpstream, upstreamReading, upstreamTopic, type UpstreamReading } from './payload.js';
-import { SessionStore } from './session-store.js';
-import { connectUpstream, type UpstreamLink } from './upstream.js';
+import { mqttTransport } from './mqtt-transport.js';
+import { type NatsMetrics, natsTransport } from './nats-transport.js';
+import { encodeUpstream, upstreamReading, type UpstreamReading } from './payload.js';
+import type { Transport } from './transport.js';
 
-export interface ForwarderMetrics {
+export interface ForwarderMetrics extends NatsMetrics {
   forwarded(qos: Qos, n: number): void;
   acked(qos: Qos, n: number): void;
   dropped(qos: Qos, reason: 'link_down' | 'overflow', n: number): void;
@@ -76,30 +78,11 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   /** One reading as an object, a backlog batch as an array: for the first send and for a session restored. */
   const bodyOf = (readings: UpstreamReading[]) =>
     encodeUpstream(readings.length === 1 ? (readings[0] as UpstreamReading) : readings, cfg.encoding);
-  const { store: session, unrestorable } = await SessionStore.open(
-    store,
-    {
-      take: (payload) => inFlight.take(payload),
-      // Packets restored from a previous run have no callback of ours: forget their entries here.
-      completed: (record) => inFlight.forget(record.entries),
-    },
-    async (record) => {
-      const readings: UpstreamReading[] = [];
-      for (const e of record.entries) {
-        const [found] = await store.outboxAfter(e.gseq - 1, 1, e.gseq);
-        if (!found) return null;
-        readings.push(upstreamReading(found.reading, gatewayId, record.hist === true));
-      }
-      return bodyOf(readings);
-    },
-  );
-  if (unrestorable > 0) {
-    log.error({ packets: unrestorable }, 'upstream session packets whose readings are gone from the outbox: dropped');
-  }
-  inFlight.restore(session.inFlightEntries());
-  if (session.size > 0) {
-    log.info({ packets: session.size }, 'resuming the upstream session: packets in flight will be sent again');
-  }
+  const link: Transport =
+    cfg.kind === 'nats'
+      ? await natsTransport({ cfg, gatewayId, store, lastGseq: deps.lastGseq, log, metrics, now, random: deps.random })
+      : await mqttTransport({ cfg, gatewayId, store, inFlight, bodyOf, log, now, random: deps.random });
+  inFlight.restore(link.restored);
   const lanes = new Lanes(deps.lastGseq);
   const pacer = new Pacer(cfg.backfillRate, now);
   const ackRate = new AckRate(RATE_WINDOW_S);
@@ -110,21 +93,22 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   let window = cfg.inflight;
   let closing = false;
   let paceTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
   const pump = new Serial(pumpOnce, (err) => log.error({ err }, 'forwarder pump failed'));
 
-  const clientId = cfg.clientId ?? `sensorgate-${gatewayId}`;
-  const link: UpstreamLink = await connectUpstream(cfg, clientId, session, { log, now, random: deps.random });
-
-  link.on('up', ({ receiveMaximum }) => {
+  const up = (info: { window: number | undefined }) => {
     metrics.connected(true);
-    window = Math.min(cfg.inflight, receiveMaximum ?? 65535);
+    window = Math.min(cfg.inflight, info.window ?? 65535);
     lanes.reconnected();
     pump.request();
-  });
+  };
+  link.on('up', up);
   link.on('down', () => {
     metrics.connected(false);
     if (qos0.length > 0) drop(0, 'link_down', qos0.splice(0).length);
   });
+  // The NATS transport connects before it returns; its first 'up' had no listener yet.
+  if (link.connected) up({ window: undefined });
 
   function drop(qos: Qos, reason: 'link_down' | 'overflow', n: number): void {
     dropped[qos] += n;
@@ -135,46 +119,32 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
     return Math.min(r.qos, cfg.maxQos) as Qos;
   }
 
-  function topicOf(deviceId: string): string {
-    return upstreamTopic(cfg.topicTemplate, { prefix: cfg.topicPrefix, gatewayId, deviceId });
-  }
-
   function publish(readings: UpstreamReading[], entries: OutboxEntry[]): void {
     const first = readings[0] as UpstreamReading;
     const qos = forwardQos(first);
     const body = bodyOf(readings);
-    const properties =
-      cfg.protocolVersion === 5
-        ? {
-            userProperties: { mid: readings.map((r) => r.mid).join(',') },
-            contentType: cfg.encoding === 'json' ? 'application/json' : 'application/cbor',
-          }
-        : undefined;
     const refs = entries.map((e) => ({ gseq: e.gseq, bytes: e.bytes }));
     inFlight.publish(body, qos, refs, first.hist === true);
     forwarded[qos] += readings.length;
     metrics.forwarded(qos, readings.length);
-    link.client.publish(topicOf(first.deviceId), body, { qos, ...(properties ? { properties } : {}) }, (err) => {
+    link.send({ readings, refs, qos, body }, (fate) => {
       inFlight.settled();
-      if (err) {
-        // Once in the session, MQTT.js sends it again itself (after a restart at the latest).
-        if (entries.some((e) => session.holds(e.gseq))) return;
-        // Never stored nor sent (the connection closed while MQTT.js had it queued): send it again later.
+      if (fate === 'held') return;
+      if (fate === 'unsent') {
         inFlight.unsent(body, refs);
         lanes.rewind(Math.min(...entries.map((e) => e.gseq)));
+        // With the link still up (a JetStream ack that timed out) nothing else would wake the pump.
+        retryTimer ??= setTimeout(() => {
+          retryTimer = undefined;
+          pump.request();
+        }, cfg.backoff.baseMs);
         return;
       }
-      const finish = qos === 0 ? store.outboxDelete(refs) : Promise.resolve();
-      finish.then(
-        () => {
-          inFlight.forget(refs);
-          acked[qos] += readings.length;
-          metrics.acked(qos, readings.length);
-          ackRate.count(readings.length, now());
-          pump.request();
-        },
-        (e: unknown) => log.error({ err: e }, 'removing forwarded entries failed'),
-      );
+      inFlight.forget(refs);
+      acked[qos] += readings.length;
+      metrics.acked(qos, readings.length);
+      ackRate.count(readings.length, now());
+      pump.request();
     });
   }
 
@@ -183,8 +153,8 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       forwarded[0]++;
       metrics.forwarded(0, 1);
       const body = encodeUpstream(upstreamReading(r, gatewayId, false), cfg.encoding);
-      link.client.publish(topicOf(r.deviceId), body, { qos: 0 }, (err) => {
-        if (err) return drop(0, 'link_down', 1);
+      link.sendQos0(r.deviceId, body, (sent) => {
+        if (!sent) return drop(0, 'link_down', 1);
         acked[0]++;
         metrics.acked(0, 1);
       });
@@ -196,15 +166,20 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       sendQos0();
       let slots = window - inFlight.packets;
       if (slots <= 0) return;
-      const live = (await store.outboxAfter(lanes.liveCursor, slots)).filter((e) => !inFlight.has(e.gseq));
+      const liveFrom = lanes.liveCursor;
+      const live = (await store.outboxAfter(liveFrom, slots)).filter((e) => !inFlight.has(e.gseq));
+      // A message that failed while we read was rewound to before liveFrom: read again, or its entries would be
+      // passed over (with MQTT the reconnect's backlog covers them; a JetStream ack can fail with the link up).
+      if (lanes.liveCursor < liveFrom) continue;
       for (const e of live) {
-        publish([upstreamReading(e.reading, gatewayId, false)], [e]);
+        // Before the publish: a send that fails at once rewinds, and must not be overtaken.
         lanes.sentLive(e.gseq);
+        publish([upstreamReading(e.reading, gatewayId, false)], [e]);
       }
       slots = window - inFlight.packets;
       if (slots <= 0 || live.length > 0) continue;
 
-      const budget = Math.min(slots * cfg.batchSize, pacer.available());
+      const budget = Math.min(slots * link.maxBatch, pacer.available());
       if (budget <= 0) {
         const backlogLeft = lanes.backlogLeft && store.outboxStats().readings > inFlight.entries;
         if (backlogLeft && !paceTimer) {
@@ -215,16 +190,18 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
         }
         return;
       }
-      const backlog = (await store.outboxAfter(lanes.backlogCursor, budget, lanes.boundary)).filter(
+      const backlogFrom = lanes.backlogCursor;
+      const backlog = (await store.outboxAfter(backlogFrom, budget, lanes.boundary)).filter(
         (e) => !inFlight.has(e.gseq),
       );
+      if (lanes.backlogCursor < backlogFrom) continue;
       if (backlog.length === 0) {
         lanes.backlogDrained();
         return;
       }
       pacer.take(backlog.length);
       lanes.sentBacklog(Math.max(...backlog.map((e) => e.gseq)));
-      for (const group of batches(backlog, cfg.batchSize, (e) => forwardQos(e.reading))) {
+      for (const group of batches(backlog, link.maxBatch, (e) => forwardQos(e.reading))) {
         publish(
           group.map((e) => upstreamReading(e.reading, gatewayId, true)),
           group,
@@ -273,10 +250,10 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
       closed ??= (async () => {
         closing = true;
         clearTimeout(paceTimer);
+        clearTimeout(retryTimer);
         if (link.connected)
           await inFlight.idle(deadlineMs, new Promise<void>((resolve) => link.once('down', () => resolve())));
         await link.close();
-        await session.drain();
       })();
       return closed;
     },

@@ -4,13 +4,16 @@
  */
 import { z } from 'zod';
 
+const MQTT_URL = /^(mqtt|mqtts|ws|wss):\/\/[^/]/;
+/** One NATS server, or several (a cluster) separated by commas. */
+const NATS_URLS = /^(nats|tls):\/\/[^/,\s]+(,(nats|tls):\/\/[^/,\s]+)*$/;
+
 export const upstreamSchema = z
   .strictObject({
     enabled: z.boolean().default(false),
-    url: z
-      .string()
-      .regex(/^(mqtt|mqtts|ws|wss):\/\/[^/]/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
-      .default('mqtt://127.0.0.1:1884'),
+    /** mqtt: an MQTT broker; nats: NATS JetStream, exactly once into a stream (docs/scale.md). */
+    kind: z.enum(['mqtt', 'nats']).default('mqtt'),
+    url: z.string().default('mqtt://127.0.0.1:1884'),
     clientId: z.string().min(1).max(128).nullable().default(null),
     username: z.string().nullable().default(null),
     password: z.string().nullable().default(null),
@@ -59,6 +62,39 @@ export const upstreamSchema = z
       .max(0xffff_ffff)
       .default(7 * 86_400),
     keepaliveSeconds: z.number().int().min(1).max(65535).default(30),
+    nats: z
+      .strictObject({
+        /** The JetStream stream the readings go into; its subjects must capture `{prefix}.{gatewayId}.>`. */
+        stream: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/)
+          .default('SENSORGATE'),
+        /** Create the stream at start-up when it does not exist (subjects `{prefix}.>`). */
+        createStream: z.boolean().default(true),
+        /** Replicas of a stream the gateway creates (3 on a three-node cluster). */
+        replicas: z.number().int().min(1).max(5).default(1),
+        /**
+         * The duplicate window the stream must have at least, ms: a reading re-sent later than this after its first
+         * attempt could be stored twice (docs/scale.md, "Sizing the duplicate window").
+         */
+        duplicateWindowMs: z.number().int().min(1000).default(120_000),
+        /** How long a publish waits for the stream's acknowledgement, ms. */
+        ackTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const ok = c.kind === 'nats' ? NATS_URLS.test(c.url) : MQTT_URL.test(c.url);
+    if (!ok) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message:
+          c.kind === 'nats'
+            ? 'must be nats:// or tls:// URLs, comma-separated for a cluster'
+            : 'must be an mqtt://, mqtts://, ws:// or wss:// URL',
+      });
+    }
   })
   .prefault({});
 

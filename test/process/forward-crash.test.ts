@@ -1,8 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createRng } from '../../device-sim/random.js';
-import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
+import { type Cloud, crashLoop, recorder } from '../helpers/crash-loop.js';
 import { api } from '../helpers/api.js';
 import { startAedesUpstream } from '../helpers/aedes-upstream.js';
 import { startMosquitto, subscribeUpstream } from '../helpers/mosquitto.js';
@@ -11,31 +10,6 @@ import { tempDir } from '../helpers/temp-dir.js';
 
 const CYCLES = 6;
 const PER_CYCLE = 150;
-
-/** What reached the upstream broker's subscribers: mids in arrival order, and a way to wait for the next one. */
-interface Cloud {
-  mids: string[];
-  onMessage(listener: () => void): () => void;
-}
-
-/** A cloud that records each mid it is handed and tells the listeners. */
-function recorder(): { cloud: Cloud; record(mid: string): void } {
-  const mids: string[] = [];
-  const listeners = new Set<() => void>();
-  return {
-    cloud: {
-      mids,
-      onMessage: (l) => {
-        listeners.add(l);
-        return () => listeners.delete(l);
-      },
-    },
-    record(mid) {
-      mids.push(mid);
-      for (const l of listeners) l();
-    },
-  };
-}
 
 async function mosquittoCloud(): Promise<{ url: string; cloud: Cloud }> {
   const broker = await startMosquitto();
@@ -74,46 +48,14 @@ describe('forwarding across crashes', () => {
         `gatewayId: crash\nupstream:\n  enabled: true\n  url: ${upstreamUrl}\n  backoff: { baseMs: 20, capMs: 100, stableMs: 1000 }\n`,
       );
       const dataDir = join(dir, 'data');
-      const rng = createRng('crash-test');
-      const acked = { 1: new Set<string>(), 2: new Set<string>() };
-      /** Cycles whose SIGKILL came while acked readings were still on their way upstream. */
-      let midForward = 0;
-
-      for (let cycle = 0; cycle < CYCLES; cycle++) {
-        const gw = await startGatewayProcess(dataDir, ['--config', config]);
-        const url = `mqtt://127.0.0.1:${gw.ready.mqtt.port}`;
-        const devices = { 1: await connectDevice(url, 'crash-q1'), 2: await connectDevice(url, 'crash-q2') };
-        // Fewer than the cycle's own readings, so the threshold is reached while this cycle is still forwarding.
-        const killAt = cloud.mids.length + 20 + Math.floor(rng.next() * (PER_CYCLE * 2 - 40));
-        const killed = new Promise<void>((resolve) => {
-          const stop = cloud.onMessage(() => {
-            if (cloud.mids.length < killAt) return;
-            stop();
-            gw.child.kill('SIGKILL');
-            const upstream = new Set(cloud.mids);
-            if ([...acked[1], ...acked[2]].some((mid) => !upstream.has(mid))) midForward++;
-            resolve();
-          });
-          void gw.exited.then(() => {
-            stop();
-            resolve();
-          });
-        });
-        const sends = ([1, 2] as const).flatMap((qos) =>
-          Array.from({ length: PER_CYCLE }, (_, i) => {
-            const seq = cycle * PER_CYCLE + i;
-            const id = qos === 1 ? 'crash-q1' : 'crash-q2';
-            return devices[qos]
-              .publishAsync(telemetryTopic(id), payload(reading(1, seq)), { qos })
-              .then(() => acked[qos].add(`${id}:1:${seq}`))
-              .catch(() => undefined);
-          }),
-        );
-        await killed;
-        await gw.exited;
-        await Promise.all([devices[1].endAsync(true), devices[2].endAsync(true)]);
-        await Promise.all(sends);
-      }
+      const { acked, midForward } = await crashLoop({
+        dataDir,
+        config,
+        cloud,
+        cycles: CYCLES,
+        perCycle: PER_CYCLE,
+        seed: 'crash-test',
+      });
 
       const final = await startGatewayProcess(dataDir, ['--config', config]);
       const http = `http://127.0.0.1:${final.ready.http.port}`;

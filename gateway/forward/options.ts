@@ -45,6 +45,8 @@ export const upstreamSchema = z
         baseMs: z.number().int().min(1).default(1000),
         capMs: z.number().int().min(1).default(30_000),
         stableMs: z.number().int().min(0).default(60_000),
+        /** false only to measure what the jitter buys: every gateway cut off at once then retries at once. */
+        jitter: z.boolean().default(true),
       })
       .prefault({}),
     backfillRate: z.number().positive().default(500),

@@ -43,4 +43,14 @@ describe('backoff', () => {
     b.disconnected(6000); // stable for stableMs: back to the start
     expect(b.next()).toBe(300);
   });
+
+  it('without jitter doubles from base to the cap, the same for everyone, and starts again after a stable connection', () => {
+    const b = new Backoff({ baseMs: 1000, capMs: 30_000, stableMs: 5000, jitter: false }, () => {
+      throw new Error('no randomness without jitter');
+    });
+    expect(Array.from({ length: 7 }, () => b.next())).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+    b.connected(0);
+    b.disconnected(5000);
+    expect(b.next()).toBe(1000);
+  });
 });

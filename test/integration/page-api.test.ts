@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { api } from '../helpers/api.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -81,5 +83,25 @@ describe('what the page reads', () => {
     } finally {
       for (const c of streams) c.abort();
     }
+  });
+
+  it('the alert rules in docs/ui.md parse, and every metric they use is one the gateway exports', async () => {
+    const doc = await readFile('docs/ui.md', 'utf8');
+    const block = /```yaml\n(groups:[\s\S]*?)```/.exec(doc)?.[1];
+    expect(block).toBeDefined();
+    const rules = (parse(block as string) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap(
+      (g) => g.rules,
+    );
+    expect(rules.length).toBeGreaterThanOrEqual(3);
+    const gw = await startTestGateway();
+    const dev = await connectDevice(gw.mqttUrl, 'ws-1');
+    await dev.publishAsync(telemetryTopic('ws-1'), payload(reading(1, 0, { ts: Date.now(), m: { batt_v: 3.9 } })), {
+      qos: 1,
+    });
+    const exported = new Set(
+      [...(await api(gw.httpUrl).metrics()).body.matchAll(/^(sensorgate_\w+?)(?:\{| )/gm)].map((m) => m[1]),
+    );
+    const used = rules.flatMap((r) => [...r.expr.matchAll(/sensorgate_\w+/g)].map((m) => m[0]));
+    expect(used.filter((name) => !exported.has(name))).toEqual([]);
   });
 });

@@ -20,6 +20,8 @@ export interface TestGatewayOptions {
   createDb?: (dir: string) => Db;
   /** Raw config merged over the test defaults (ports 0, temp data dir, silent log). */
   config?: Record<string, unknown>;
+  /** The gateway's clock. */
+  now?: () => number;
 }
 
 /** An in-process gateway on ports 0 over a real LevelDB; closed when the test finishes. */
@@ -34,7 +36,11 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     log: { level: 'silent' },
   });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const gateway = createGateway(config, { log, ...(opts.createDb ? { createDb: opts.createDb } : {}) });
+  const gateway = createGateway(config, {
+    log,
+    ...(opts.createDb ? { createDb: opts.createDb } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   onTestFinished(() => gateway.close());
   const addresses = await gateway.start();
   const { mqtt, http } = addresses;

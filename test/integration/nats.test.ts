@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { api } from '../helpers/api.js';
 import { connectDevice, payload, reading, telemetryTopic } from '../helpers/device.js';
 import { startTestGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/mosquitto.js';
 import { natsClient, startNats, streamEntries } from '../helpers/nats.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const natsConfig = (url: string, nats: Record<string, unknown> = {}) => ({
   gatewayId: 'gw-n',
@@ -85,5 +87,31 @@ describe('forwarding into NATS JetStream (nats-server from Debian)', () => {
     const metrics = (await api(gw.httpUrl).metrics()).body;
     expect(/^sensorgate_upstream_duplicates_total 1$/m.test(metrics)).toBe(true);
     expect(await streamEntries(nc, 'SENSORGATE')).toHaveLength(1);
+  });
+
+  it('counts and logs readings that go out later than the duplicate window after they may first have been sent', async () => {
+    const dataDir = await tempDir();
+    // No server yet: the readings wait in the outbox of a gateway that may, for all the next run knows, have sent them.
+    const offline = await startTestGateway({
+      dataDir,
+      config: natsConfig(`nats://127.0.0.1:${await freePort()}`, { duplicateWindowMs: 1000 }),
+    });
+    const dev = await connectDevice(offline.mqttUrl, 'js-late');
+    for (let seq = 0; seq < 3; seq++) {
+      await dev.publishAsync(telemetryTopic('js-late'), payload(reading(1, seq)), { qos: 1 });
+    }
+    await dev.endAsync(true);
+    await offline.close();
+
+    const server = await startNats();
+    // The next run starts 5 s later by its clock: the readings are older than the stream's 1 s window.
+    const gw = await startTestGateway({
+      dataDir,
+      now: () => Date.now() + 5000,
+      config: natsConfig(server.url, { duplicateWindowMs: 1000 }),
+    });
+    await expect.poll(async () => (await api(gw.httpUrl).forwarding()).body.backlog.readings).toBe(0);
+    const metrics = (await api(gw.httpUrl).metrics()).body;
+    expect(/^sensorgate_upstream_beyond_dedup_window_total 3$/m.test(metrics)).toBe(true);
   });
 });

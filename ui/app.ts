@@ -345,7 +345,8 @@ function makeChart(target: HTMLElement, name: string, data: Chart['data']): UPlo
       { label: 'max', stroke: '#c46b1a', width: 1 },
     ],
     bands: [{ series: [3, 1], fill: 'rgba(11, 79, 138, 0.12)' }],
-    axes: [{}, { size: 56 }],
+    // Wide enough for a pressure with decimals (1013.75) on a phone.
+    axes: [{}, { size: 72 }],
     legend: { live: false },
   };
   return new window.uPlot(opts, data, target);

@@ -1,6 +1,6 @@
 /**
- * When a station counts as silent: no reading for three of its usual intervals, or for a fixed time when the owner
- * set one (`ui.silentAfterMs`). The usual interval is the median of the gaps between its last few readings by
+ * When a station counts as silent: no reading for three of its usual intervals (and at least 10 s), or for a fixed
+ * time when the owner set one (`ui.silentAfterMs`). The usual interval is the median of the gaps between its last few readings by
  * arrival time, so one late reading or one burst does not move it.
  */
 
@@ -8,6 +8,8 @@
 const GAPS = 9;
 /** Missed intervals after which a station is silent. */
 const MISSED = 3;
+/** Never sooner than this: a station sending every few hundred ms would flap on every hiccup of the network. */
+const MIN_SILENT_MS = 10_000;
 
 export interface ActivityView {
   /** Median gap between its recent readings, ms; null until it sent two. */
@@ -51,7 +53,8 @@ export class Activity {
   /** `lastSeen`: the device record's last-seen time (it survives a restart; the gaps do not). */
   view(deviceId: string, lastSeen: number, now: number): ActivityView {
     const usual = this.usualIntervalMs(deviceId);
-    const silentAfterMs = this.#fixedMs ?? (usual === null ? this.#fallbackMs : MISSED * usual);
+    const silentAfterMs =
+      this.#fixedMs ?? (usual === null ? this.#fallbackMs : Math.max(MIN_SILENT_MS, MISSED * usual));
     return { usualIntervalMs: usual, silent: now - lastSeen > silentAfterMs, silentAfterMs };
   }
 }

@@ -51,6 +51,13 @@ describe('Activity', () => {
     });
   });
 
+  it('waits at least 10 s for a station that sends several times a second', () => {
+    const a = new Activity(null, 600_000);
+    for (const rx of [0, 300, 600, 900]) a.seen('s', rx);
+    expect(a.view('s', 900, 900 + 10_000)).toEqual({ usualIntervalMs: 300, silent: false, silentAfterMs: 10_000 });
+    expect(a.view('s', 900, 900 + 10_001).silent).toBe(true);
+  });
+
   it('uses ui.silentAfterMs when set, and ignores readings that arrive out of order', () => {
     const a = new Activity(2000, 600_000);
     for (const rx of [10_000, 4000, 20_000]) a.seen('s', rx);

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { once } from 'node:events';
+import { gzipSync } from 'node:zlib';
 import type { Counters, DeviceRecord, StoredReading } from '../domain/model.js';
 import type { TelemetryStore } from '../ingest/store-port.js';
 import { encodeBackupLine } from '../shared/backup-format.js';
@@ -133,10 +134,24 @@ class Streams {
   }
 }
 
+/** Answers above this are gzipped for a client that takes gzip: the page asks for every device every 5 s. */
+const GZIP_ABOVE = 1024;
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  return /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
+}
+
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
-  const text = type === 'application/json' ? JSON.stringify(body) : String(body);
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  const text = Buffer.from(type === 'application/json' ? JSON.stringify(body) : String(body));
+  const gzip = text.length > GZIP_ABOVE && acceptsGzip(res.req);
+  const out = gzip ? gzipSync(text) : text;
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': out.length,
+    vary: 'accept-encoding',
+    ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+  });
+  res.end(out);
 }
 
 /**
@@ -160,7 +175,7 @@ function serveUi(ui: UiFiles | string, path: string, req: IncomingMessage, res: 
     res.end();
     return;
   }
-  const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
+  const gzip = acceptsGzip(req);
   const body = gzip ? file.gzip : file.body;
   res.writeHead(200, {
     ...headers,

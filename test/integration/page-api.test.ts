@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { api } from '../helpers/api.js';
@@ -67,6 +69,29 @@ describe('what the page reads', () => {
     const raw = await fetch(`${gw.httpUrl}/ui/uPlot.iife.min.js`, { headers: { 'accept-encoding': 'gzip' } });
     expect(raw.headers.get('content-encoding')).toBe('gzip');
     expect((await fetch(`${gw.httpUrl}/ui/nothing.js`)).status).toBe(404);
+
+    // API answers too, above 1 KB: the page asks for every device every 5 s, over a phone's Wi-Fi.
+    for (const id of ['a', 'b', 'c']) {
+      const dev = await connectDevice(gw.mqttUrl, `ws-${id}`);
+      await dev.publishAsync(telemetryTopic(`ws-${id}`), payload(reading(1, 0)), { qos: 1 });
+    }
+    const rawGet = async (encoding: string) => {
+      const res = await new Promise<IncomingMessage>((resolve, reject) =>
+        httpGet(`${gw.httpUrl}/api/v1/devices`, { headers: { 'accept-encoding': encoding } }, resolve).on(
+          'error',
+          reject,
+        ),
+      );
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      return { encoding: res.headers['content-encoding'], body: Buffer.concat(chunks) };
+    };
+    const zipped = await rawGet('gzip, deflate');
+    const plain = await rawGet('identity');
+    expect(zipped.encoding).toBe('gzip');
+    expect(plain.encoding).toBeUndefined();
+    expect(zipped.body.length).toBeLessThan(plain.body.length / 2);
+    expect(JSON.parse(gunzipSync(zipped.body).toString())).toEqual(JSON.parse(plain.body.toString()));
     // Node's fetch inflates it: what arrives is uPlot itself.
     expect(await raw.text()).toMatch(/uPlot/);
 

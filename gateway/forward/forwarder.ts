@@ -80,7 +80,7 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
     encodeUpstream(readings.length === 1 ? (readings[0] as UpstreamReading) : readings, cfg.encoding);
   const link: Transport =
     cfg.kind === 'nats'
-      ? await natsTransport({ cfg, gatewayId, store, lastGseq: deps.lastGseq, log, metrics, now, random: deps.random })
+      ? natsTransport({ cfg, gatewayId, store, lastGseq: deps.lastGseq, log, metrics, now, random: deps.random })
       : await mqttTransport({ cfg, gatewayId, store, inFlight, bodyOf, log, now, random: deps.random });
   inFlight.restore(link.restored);
   const lanes = new Lanes(deps.lastGseq);
@@ -96,19 +96,17 @@ export async function startForwarder(deps: ForwarderDeps): Promise<Forwarder> {
   let retryTimer: NodeJS.Timeout | undefined;
   const pump = new Serial(pumpOnce, (err) => log.error({ err }, 'forwarder pump failed'));
 
-  const up = (info: { window: number | undefined }) => {
+  link.on('up', (info) => {
     metrics.connected(true);
     window = Math.min(cfg.inflight, info.window ?? 65535);
     lanes.reconnected();
     pump.request();
-  };
-  link.on('up', up);
+  });
   link.on('down', () => {
     metrics.connected(false);
     if (qos0.length > 0) drop(0, 'link_down', qos0.splice(0).length);
   });
-  // The NATS transport connects before it returns; its first 'up' had no listener yet.
-  if (link.connected) up({ window: undefined });
+  await link.start();
 
   function drop(qos: Qos, reason: 'link_down' | 'overflow', n: number): void {
     dropped[qos] += n;

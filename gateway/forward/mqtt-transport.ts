@@ -85,6 +85,8 @@ export async function mqttTransport(deps: MqttTransportDeps): Promise<Transport>
 
   // defineProperties, not Object.assign: assign would copy the getters' current values once.
   return Object.defineProperties(events, {
+    // MQTT.js connects by itself from connectUpstream on; its events come from the socket, after the listeners.
+    start: { value: async () => undefined },
     connected: { get: () => link.connected },
     reconnects: { get: () => link.reconnects },
     maxBatch: { value: cfg.batchSize },

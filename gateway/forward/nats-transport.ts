@@ -73,7 +73,7 @@ async function ensureStream(nc: NatsConnection, cfg: UpstreamOptions, gatewayId:
   }
 }
 
-export async function natsTransport(deps: NatsTransportDeps): Promise<Transport> {
+export function natsTransport(deps: NatsTransportDeps): Transport {
   const { cfg, gatewayId, store, log, metrics, now } = deps;
   const servers = cfg.url.split(',');
   const options: ConnectionOptions = {
@@ -204,8 +204,8 @@ export async function natsTransport(deps: NatsTransportDeps): Promise<Transport>
     );
   }
 
-  await attempt(true);
   return Object.defineProperties(events, {
+    start: { value: () => attempt(true) },
     connected: { get: () => nc !== null },
     reconnects: { get: () => reconnects },
     maxBatch: { value: 1 },

@@ -29,6 +29,12 @@ export interface Message {
 export type Fate = 'acked' | 'unsent' | 'held';
 
 export interface Transport extends EventEmitter<LinkEvents> {
+  /**
+   * The first connection attempt, made once the forwarder listens for 'up' and 'down'. Rejects only when the upstream
+   * can never be used as configured (a JetStream stream that cannot give exactly once); an unreachable upstream is
+   * retried in the background.
+   */
+  start(): Promise<void>;
   readonly connected: boolean;
   readonly reconnects: number;
   /** Readings one message may carry (NATS: one, since its message id is the reading's mid). */

@@ -16,6 +16,7 @@ import {
   encodeDevice,
   encodeOutboxRef,
   encodeValue,
+  type OutboxValue,
 } from './records.js';
 import type { DeadLetter, DeviceRecord, StoredReading } from '../domain/model.js';
 import type {
@@ -204,7 +205,7 @@ export class LevelStore implements TelemetryStore, OutboxStore {
     for await (const _ of store.#deadletter.keys()) store.#deadLetterCount++;
     for await (const [key, value] of store.#outbox.iterator()) {
       store.#outboxReadings++;
-      store.#outboxBytes += outboxEntryBytes(key, value);
+      store.#outboxBytes += outboxEntryBytes(key, value, decodeOutboxValue(value));
     }
     return { store, found: { repaired, unclean } };
   }
@@ -392,25 +393,25 @@ export class LevelStore implements TelemetryStore, OutboxStore {
 
   async outboxAfter(after: number, limit: number, upTo?: number): Promise<OutboxEntry[]> {
     const range = upTo === undefined ? { gt: seqKey(after) } : { gt: seqKey(after), lte: seqKey(upTo) };
-    const raw = await this.#outbox.iterator({ ...range, limit }).all();
-    const values = raw.map(([, value]) => decodeOutboxValue(value));
-    const refs = raw.flatMap(([key], i) => {
-      const v = values[i] as (typeof values)[number];
-      return 'deviceId' in v ? [readingKey(v.deviceId, v.ts, parseInt(key, 16))] : [];
+    const rows = (await this.#outbox.iterator({ ...range, limit }).all()).map(([key, bytes]) => {
+      const gseq = parseInt(key, 16);
+      const value = decodeOutboxValue(bytes);
+      return { gseq, value, bytes: outboxEntryBytes(key, bytes, value) };
     });
-    const found = refs.length === 0 ? [] : await this.#readings.getMany(refs);
+    // An entry that names its reading: the reading's key is its device and time, and the entry's arrival sequence.
+    const named = rows.flatMap(({ gseq, value }) =>
+      'deviceId' in value ? [{ gseq, key: readingKey(value.deviceId, value.ts, gseq) }] : [],
+    );
+    const found = named.length === 0 ? [] : await this.#readings.getMany(named.map((n) => n.key));
+    const readings = new Map(named.map((n, i) => [n.gseq, found[i]]));
     const entries: OutboxEntry[] = [];
     const dangling: { gseq: number; bytes: number }[] = [];
-    let r = 0;
-    raw.forEach(([key, bytes], i) => {
-      const value = values[i] as (typeof values)[number];
-      const gseq = parseInt(key, 16);
-      const size = outboxEntryBytes(key, bytes);
-      const reading = 'deviceId' in value ? found[r++] : undefined;
-      if ('reading' in value) entries.push({ gseq, reading: value.reading, bytes: size });
-      else if (reading !== undefined) entries.push({ gseq, reading: decodeReadingValue(reading), bytes: size });
-      else dangling.push({ gseq, bytes: size });
-    });
+    for (const { gseq, value, bytes } of rows) {
+      const stored = readings.get(gseq);
+      if ('reading' in value) entries.push({ gseq, reading: value.reading, bytes });
+      else if (stored !== undefined) entries.push({ gseq, reading: decodeReadingValue(stored), bytes });
+      else dangling.push({ gseq, bytes });
+    }
     if (dangling.length > 0) {
       // Retention holds back readings the outbox names (outboxHolds), so only damage outside the gateway gets here;
       // such an entry can never be forwarded, and would stall its lane for ever.
@@ -514,9 +515,8 @@ async function verifyAll(db: Db, unclean: boolean, log: Logger | undefined): Pro
 }
 
 /** What an entry counts against the backlog budget: itself and, when it names its reading, that reading. */
-function outboxEntryBytes(key: string, value: Uint8Array): number {
-  const v = decodeOutboxValue(value);
-  return key.length + value.byteLength + ('deviceId' in v ? v.readingBytes : 0);
+function outboxEntryBytes(key: string, raw: Uint8Array, value: OutboxValue): number {
+  return key.length + raw.byteLength + ('deviceId' in value ? value.readingBytes : 0);
 }
 
 function defaultDb(dir: string): Db {

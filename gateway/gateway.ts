@@ -113,6 +113,7 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
     const live = new Live({
       silentAfterMs: config.ui.silentAfterMs,
       fallbackSilentAfterMs: config.ui.fallbackSilentAfterMs,
+      lowBatteryVolts: config.ui.lowBatteryVolts,
       recent: (id, n) => store.recentReadings(id, n),
     });
     closers.push(() => live.close());
@@ -122,13 +123,13 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
       const at = now();
       const out: StationSample[] = [];
       for (const d of devices()) {
-        const battery = (await live.latest(d.id))?.m.batt_v;
+        const { latest, silent, lowBattery } = await live.station(d.id, d.lastSeen, at);
         out.push({
           id: d.id,
           lastSeenAgeSeconds: Math.max(0, (at - d.lastSeen) / 1000),
-          silent: live.activity(d.id, d.lastSeen, at).silent,
-          batteryVolts: battery ?? null,
-          lowBattery: battery !== undefined && battery < config.ui.lowBatteryVolts,
+          silent,
+          batteryVolts: latest?.m.batt_v ?? null,
+          lowBattery,
         });
       }
       return out;
@@ -250,7 +251,6 @@ export function createGateway(config: FrozenConfig, deps: GatewayDeps): Gateway 
         deviceReadings: (id, fromTs, toTs) => store.deviceReadings(id, fromTs, toTs),
         live,
         ui,
-        lowBatteryVolts: config.ui.lowBatteryVolts,
         now,
         unhealthyReason() {
           if (closing) return 'shutting down';

@@ -158,14 +158,21 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(await sources.storeBytes());
     },
   });
+  // A scrape collects every metric at once: the four below share one look at the stations.
+  let sampling: Promise<StationSample[]> | null = null;
+  const stations = () =>
+    (sampling ??= sources.stations().finally(() => {
+      sampling = null;
+    }));
   new Gauge({
     name: 'sensorgate_device_last_seen_seconds',
     help: 'Seconds since the device last sent a reading',
     labelNames: ['device'] as const,
     registers: [registry],
     async collect() {
+      const all = await stations();
       this.reset();
-      for (const s of await sources.stations()) this.set({ device: s.id }, s.lastSeenAgeSeconds);
+      for (const s of all) this.set({ device: s.id }, s.lastSeenAgeSeconds);
     },
   });
   new Gauge({
@@ -174,8 +181,9 @@ export function createMetrics(sources: MetricSources): Metrics {
     labelNames: ['device'] as const,
     registers: [registry],
     async collect() {
+      const all = await stations();
       this.reset();
-      for (const s of await sources.stations()) if (s.batteryVolts !== null) this.set({ device: s.id }, s.batteryVolts);
+      for (const s of all) if (s.batteryVolts !== null) this.set({ device: s.id }, s.batteryVolts);
     },
   });
   new Gauge({
@@ -183,7 +191,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     help: 'Devices with no reading for three of their usual intervals (or ui.silentAfterMs)',
     registers: [registry],
     async collect() {
-      this.set((await sources.stations()).filter((s) => s.silent).length);
+      this.set((await stations()).filter((s) => s.silent).length);
     },
   });
   new Gauge({
@@ -191,7 +199,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     help: 'Devices whose newest batt_v is below ui.lowBatteryVolts',
     registers: [registry],
     async collect() {
-      this.set((await sources.stations()).filter((s) => s.lowBattery).length);
+      this.set((await stations()).filter((s) => s.lowBattery).length);
     },
   });
   const diskFullDropped = new Counter({

@@ -45,7 +45,6 @@ export interface ApiDeps {
   live: Live;
   /** The page's files, or why there is no page (ui.enabled is false, or the files could not be read). */
   ui: UiFiles | string;
-  lowBatteryVolts: number;
   now(): number;
 }
 
@@ -222,9 +221,6 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         const devices: DeviceView[] = [];
         const now = deps.now();
         for (const d of page) {
-          const latest = await deps.live.latest(d.id);
-          const { usualIntervalMs, silent, silentAfterMs } = deps.live.activity(d.id, d.lastSeen, now);
-          const battery = latest?.m.batt_v;
           devices.push({
             id: d.id,
             boot: d.dedup?.current.boot ?? null,
@@ -233,11 +229,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
             oldestTs: await deps.oldestTs(d.id),
             bootResets: d.bootResets,
             counters: byQos(d.counters),
-            latest,
-            usualIntervalMs,
-            silent,
-            silentAfterMs,
-            lowBattery: battery !== undefined && battery < deps.lowBatteryVolts,
+            ...(await deps.live.station(d.id, d.lastSeen, now)),
           });
         }
         const next = page.length === limit ? (page.at(-1)?.id ?? null) : null;

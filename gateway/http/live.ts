@@ -9,6 +9,13 @@ import type { StoredReading } from '../domain/model.js';
 import type { CommitEntry } from '../ingest/store-port.js';
 import type { ErrorView } from './views.js';
 
+export type StationView = ActivityView & {
+  /** Its newest reading, or null when none is kept. */
+  latest: StoredReading | null;
+  /** Its newest batt_v is below ui.lowBatteryVolts. */
+  lowBattery: boolean;
+};
+
 const MAX_CLIENTS = 32;
 const MAX_BUFFERED = 256 * 1024;
 /** A comment line this often keeps proxies and phones from closing an idle stream. */
@@ -21,6 +28,8 @@ export interface LiveOptions {
   silentAfterMs: number | null;
   /** While a device's usual interval is unknown. */
   fallbackSilentAfterMs: number;
+  /** ui.lowBatteryVolts: a newest batt_v below it is low. */
+  lowBatteryVolts: number;
   /** The device's newest readings, newest first. */
   recent(deviceId: string, n: number): Promise<StoredReading[]>;
 }
@@ -31,11 +40,13 @@ export class Live {
   readonly #seeded = new Set<string>();
   readonly #clients = new Set<ServerResponse>();
   readonly #recent: LiveOptions['recent'];
+  readonly #lowBatteryVolts: number;
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(opts: LiveOptions) {
     this.#activity = new Activity(opts.silentAfterMs, opts.fallbackSilentAfterMs);
     this.#recent = opts.recent;
+    this.#lowBatteryVolts = opts.lowBatteryVolts;
     this.#heartbeat = setInterval(() => this.#broadcast(': keep-alive\n\n'), HEARTBEAT_MS);
     this.#heartbeat.unref();
   }
@@ -52,7 +63,7 @@ export class Live {
   }
 
   /** The device's newest reading (read from the store once after a restart), or null when it has none. */
-  async latest(deviceId: string): Promise<StoredReading | null> {
+  async #newest(deviceId: string): Promise<StoredReading | null> {
     if (!this.#seeded.has(deviceId)) {
       this.#seeded.add(deviceId);
       const recent = await this.#recent(deviceId, SEED_READINGS);
@@ -64,8 +75,15 @@ export class Live {
     return this.#latest.get(deviceId) ?? null;
   }
 
-  activity(deviceId: string, lastSeen: number, now: number): ActivityView {
-    return this.#activity.view(deviceId, lastSeen, now);
+  /** What the page and the metrics show of a device: `lastSeen` from its record, which survives a restart. */
+  async station(deviceId: string, lastSeen: number, now: number): Promise<StationView> {
+    const latest = await this.#newest(deviceId);
+    const battery = latest?.m.batt_v;
+    return {
+      latest,
+      ...this.#activity.view(deviceId, lastSeen, now),
+      lowBattery: battery !== undefined && battery < this.#lowBatteryVolts,
+    };
   }
 
   /** GET /api/v1/events: `reading` events, one per committed reading, as JSON. */

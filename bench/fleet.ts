@@ -17,7 +17,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { connect as natsConnect, nanos } from 'nats';
 import { encodeReading } from '../gateway/domain/wire.js';
 import { freePort, mosquittoProcess } from '../launch/mosquitto-process.js';
-import { natsProcess } from '../launch/nats-process.js';
+import { natsProcess, streamMessages } from '../launch/nats-process.js';
 import { type GatewayProcess, startGatewayProcess } from '../launch/server-process.js';
 import { rssMb } from './proc.js';
 
@@ -121,18 +121,9 @@ if (KIND === 'mqtt') {
     duplicate_window: nanos(300_000),
   });
   countCloud = async () => {
-    const jsm = await nc.jetstreamManager();
-    const last = (await jsm.streams.info('SENSORGATE')).state.last_seq;
-    for (let seq = 1; seq <= last; seq += 200) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(200, last - seq + 1) }, (_, i) =>
-          jsm.streams.getMessage('SENSORGATE', { seq: seq + i }),
-        ),
-      );
-      for (const m of batch) {
-        const mid = (JSON.parse(new TextDecoder().decode(m.data)) as { mid: string }).mid;
-        cloudMids.set(mid, (cloudMids.get(mid) ?? 0) + 1);
-      }
+    for await (const m of streamMessages(nc, 'SENSORGATE')) {
+      const mid = (JSON.parse(new TextDecoder().decode(m.data)) as { mid: string }).mid;
+      cloudMids.set(mid, (cloudMids.get(mid) ?? 0) + 1);
     }
   };
 }

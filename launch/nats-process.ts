@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { NatsConnection, StoredMsg } from 'nats';
 import { freePort } from './mosquitto-process.js';
 import { spawnLogged } from './spawn-logged.js';
 
@@ -88,4 +89,16 @@ export async function natsCluster(dir: string, n: number): Promise<NatsProcess[]
   );
   await Promise.all(nodes.map((node) => node.start()));
   return nodes;
+}
+
+/** Every message of a JetStream stream, in stream order, read in batches of requests. */
+export async function* streamMessages(nc: NatsConnection, stream: string): AsyncIterable<StoredMsg> {
+  const jsm = await nc.jetstreamManager();
+  const last = (await jsm.streams.info(stream)).state.last_seq;
+  for (let seq = 1; seq <= last; seq += 200) {
+    const batch = Array.from({ length: Math.min(200, last - seq + 1) }, (_, i) =>
+      jsm.streams.getMessage(stream, { seq: seq + i }),
+    );
+    yield* await Promise.all(batch);
+  }
 }

@@ -1,7 +1,7 @@
-import { connect, type NatsConnection, type StoredMsg } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import { onTestFinished } from 'vitest';
 import { freePort } from '../../launch/mosquitto-process.js';
-import { natsCluster, natsProcess, type NatsProcess } from '../../launch/nats-process.js';
+import { natsCluster, natsProcess, type NatsProcess, streamMessages } from '../../launch/nats-process.js';
 import { tempDir } from './temp-dir.js';
 
 /** A real nats-server with JetStream on a free port; stopped when the test finishes. */
@@ -36,19 +36,13 @@ export interface StreamEntry {
 
 /** Every message of the stream, in stream order. */
 export async function streamEntries(nc: NatsConnection, stream: string): Promise<StreamEntry[]> {
-  const jsm = await nc.jetstreamManager();
-  const last = (await jsm.streams.info(stream)).state.last_seq;
   const out: StreamEntry[] = [];
-  const decode = (m: StoredMsg): StreamEntry => ({
-    subject: m.subject,
-    msgId: m.header?.get('Nats-Msg-Id'),
-    body: JSON.parse(new TextDecoder().decode(m.data)) as StreamEntry['body'],
-  });
-  for (let seq = 1; seq <= last; seq += 100) {
-    const batch = Array.from({ length: Math.min(100, last - seq + 1) }, (_, i) =>
-      jsm.streams.getMessage(stream, { seq: seq + i }).then(decode),
-    );
-    out.push(...(await Promise.all(batch)));
+  for await (const m of streamMessages(nc, stream)) {
+    out.push({
+      subject: m.subject,
+      msgId: m.header?.get('Nats-Msg-Id'),
+      body: JSON.parse(new TextDecoder().decode(m.data)) as StreamEntry['body'],
+    });
   }
   return out;
 }

@@ -134,28 +134,33 @@ async function renderHealth(): Promise<void> {
 
 // ---- overview -------------------------------------------------------------------------------------------------
 
-function counterRows(counters: DeviceView['counters'] | StatsView): HTMLTableSectionElement {
-  const body = el('tbody');
-  QOS_NAMES.forEach((q, i) => {
-    const c: Counters = counters[q];
-    if (c.received === 0 && c.missing === 0) return;
-    body.append(
-      el(
-        'tr',
-        {},
-        el('td', {}, `QoS ${i}`),
-        el('td', {}, String(c.received)),
-        el('td', {}, String(c.stored)),
-        el('td', {}, String(c.duplicate)),
-        el('td', { class: c.missing > 0 ? 'warn' : '' }, String(c.missing)),
-        el('td', { class: c.rejected > 0 ? 'warn' : '' }, String(c.rejected)),
-      ),
-    );
-  });
-  return body;
+/** One QoS's counters as a table row, after its label. */
+function counterRow(label: string, c: Counters): HTMLTableRowElement {
+  return el(
+    'tr',
+    {},
+    el('td', {}, label),
+    el('td', {}, String(c.received)),
+    el('td', {}, String(c.stored)),
+    el('td', {}, String(c.duplicate)),
+    el('td', { class: c.missing > 0 ? 'warn' : '' }, String(c.missing)),
+    el('td', { class: c.rejected > 0 ? 'warn' : '' }, String(c.rejected)),
+  );
 }
 
-function counterTable(counters: DeviceView['counters'] | StatsView): HTMLElement {
+/** A station's QoS levels that saw anything. */
+function counterRows(counters: DeviceView['counters']): HTMLTableSectionElement {
+  return el(
+    'tbody',
+    {},
+    ...QOS_NAMES.flatMap((q, i) => {
+      const c = counters[q];
+      return c.received === 0 && c.missing === 0 ? [] : [counterRow(`QoS ${i}`, c)];
+    }),
+  );
+}
+
+function counterTable(counters: DeviceView['counters']): HTMLElement {
   // Short headings: a card is a third of a screen wide, or a phone's width.
   const columns: [string, string][] = [
     ['recv', 'received'],
@@ -215,6 +220,14 @@ function stationCard(d: DeviceView, now: number): HTMLElement {
   return card;
 }
 
+/** A reading that just arrived: the station is seen now, and its card shows it. */
+function showReading(d: DeviceView, r: StoredReading): void {
+  d.latest = r;
+  d.lastSeen = Math.max(d.lastSeen, r.rx);
+  d.silent = false;
+  main.querySelector(`[data-station="${CSS.escape(d.id)}"]`)?.replaceWith(stationCard(d, Date.now()));
+}
+
 function statusPanel(forwarding: Forwarding, stats: StatsView): HTMLElement {
   const fwd = forwarding.enabled
     ? `${forwarding.connected ? 'connected' : 'disconnected'}; backlog ${forwarding.backlog.readings}${
@@ -247,19 +260,7 @@ function statusPanel(forwarding: Forwarding, stats: StatsView): HTMLElement {
 
 function semanticsPanel(stats: StatsView, list: DeviceView[]): HTMLElement {
   const lossy = list.filter((d) => d.counters.qos0.missing > 0).map((d) => d.id);
-  const rows = QOS_NAMES.map((q, i) => {
-    const c = stats[q];
-    return el(
-      'tr',
-      {},
-      el('td', {}, `QoS ${i}: ${GUARANTEE[i]}`),
-      el('td', {}, String(c.received)),
-      el('td', {}, String(c.stored)),
-      el('td', {}, String(c.duplicate)),
-      el('td', { class: c.missing > 0 ? 'warn' : '' }, String(c.missing)),
-      el('td', {}, String(c.rejected)),
-    );
-  });
+  const rows = QOS_NAMES.map((q, i) => counterRow(`QoS ${i}: ${GUARANTEE[i]}`, stats[q]));
   const head = el(
     'tr',
     {},
@@ -305,11 +306,7 @@ async function renderOverview(): Promise<void> {
   onReading = (r) => {
     const d = devices.get(r.deviceId);
     if (!d) return void render();
-    d.latest = r;
-    d.lastSeen = Math.max(d.lastSeen, r.rx);
-    d.silent = false;
-    const card = main.querySelector(`[data-station="${CSS.escape(r.deviceId)}"]`);
-    card?.replaceWith(stationCard(d, Date.now()));
+    showReading(d, r);
   };
 }
 
@@ -396,10 +393,7 @@ async function renderStation(id: string, range: string): Promise<void> {
   });
   onReading = (r) => {
     if (r.deviceId !== id) return;
-    d.latest = r;
-    d.lastSeen = Math.max(d.lastSeen, r.rx);
-    d.silent = false;
-    main.querySelector(`[data-station="${CSS.escape(id)}"]`)?.replaceWith(stationCard(d, Date.now()));
+    showReading(d, r);
     const t = (from + Math.floor((r.ts - from) / step) * step) / 1000;
     for (const [name, value] of Object.entries(r.m)) {
       const chart = charts.get(name);

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { addToken } from '../../gateway/auth/tokens-file.js';
 import { api } from '../helpers/api.js';
@@ -8,6 +10,14 @@ import { launchBrowser, phonePage } from '../helpers/browser.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const STATIONS = ['ws-north', 'ws-south', 'ws-roof'];
+
+/** One reading at QoS 1 through Debian's mosquitto_pub (its own client id, so the station's connection stays). */
+async function mosquittoPub(port: number, deviceId: string, body: Record<string, unknown>): Promise<void> {
+  await promisify(execFile)('mosquitto_pub', [
+    ...['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-i', `${deviceId}-pub`],
+    ...['-t', `sensors/${deviceId}/telemetry`, '-m', JSON.stringify(body)],
+  ]);
+}
 
 /** The part of a canvas element the check below uses (the tests compile without the DOM's types). */
 interface CanvasLike {
@@ -59,16 +69,16 @@ describe('the page at / in headless Chromium', () => {
       expect.stringMatching(/^QoS 2: exactly once\s+20\s+20/),
     ]);
 
-    // A reading published now shows up without a reload: the live stream, not the 5 s refresh.
-    const north = devices[STATIONS.indexOf('ws-north')];
+    // A reading published now shows up without a reload: the live stream, not the 5 s refresh. mosquitto_pub sends
+    // it, with the JSON written here, as a device of someone else's would.
     const temp = page.locator('[data-station="ws-north"] [data-measurement="temp_c"]');
-    await north?.publishAsync(
-      telemetryTopic('ws-north'),
-      payload(reading(1, 20, { ts: Date.now(), m: { temp_c: 33.3 } })),
-      {
-        qos: 1,
-      },
-    );
+    await mosquittoPub(gw.addresses.mqtt.port, 'ws-north', {
+      v: 1,
+      boot: 1,
+      seq: 20,
+      ts: Date.now(),
+      m: { temp_c: 33.3 },
+    });
     await temp.filter({ hasText: '33.3 °C' }).waitFor({ timeout: 2000 });
 
     // Fits a phone: nothing wider than the screen.
@@ -91,14 +101,13 @@ describe('the page at / in headless Chromium', () => {
       return n;
     });
     expect(inked).toBeGreaterThan(100);
-    const south = devices[STATIONS.indexOf('ws-south')];
-    await south?.publishAsync(
-      telemetryTopic('ws-south'),
-      payload(reading(1, 20, { ts: Date.now(), m: { temp_c: -4.5 } })),
-      {
-        qos: 1,
-      },
-    );
+    await mosquittoPub(gw.addresses.mqtt.port, 'ws-south', {
+      v: 1,
+      boot: 1,
+      seq: 20,
+      ts: Date.now(),
+      m: { temp_c: -4.5 },
+    });
     await page
       .locator('[data-station="ws-south"] [data-measurement="temp_c"]', { hasText: '-4.5 °C' })
       .waitFor({ timeout: 2000 });
